@@ -1,0 +1,277 @@
+// Package waf runs Coraza with the lambdarasp rule set over the requests and
+// records that package source extracts from Lambda events.
+//
+// An Engine is built once (it parses and compiles every rule: the expensive
+// part of a cold start) and is safe for concurrent use. Each Request or
+// Record call runs one Coraza transaction.
+package waf
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/lambdarasp/lambdarasp/internal/source"
+	"github.com/lambdarasp/lambdarasp/rules"
+)
+
+// Engine-made findings: a bound was exceeded, so part of the record was not
+// inspected and the record is blocked rather than passed unseen.
+const (
+	RuleDepth  = 100901 // JSON nested deeper than the depth limit
+	RuleFields = 100902 // more values in one record than the field limit
+	RuleValue  = 100903 // one value longer than the value limit
+)
+
+var boundRules = map[source.Bound]struct {
+	id  int
+	msg string
+}{
+	source.BoundDepth:  {RuleDepth, "JSON nesting exceeds the depth limit"},
+	source.BoundFields: {RuleFields, "Record has more values than the field limit"},
+	source.BoundValue:  {RuleValue, "Value exceeds the value size limit"},
+}
+
+// Engine inspects HTTP requests and event records. The zero value is not
+// usable; build one with New.
+type Engine struct {
+	waf coraza.WAF
+}
+
+// ruleRemover is implemented by Coraza's transaction; the event profile needs
+// it to drop HTTP-only rules per transaction without a second WAF.
+type ruleRemover interface {
+	RemoveRuleByIDRange(start, end int)
+}
+
+// New compiles the rule set s describes. It costs what Coraza's NewWAF costs
+// (about 100 ms for the full CRS) and is meant to run once, at init.
+func New(s rules.Settings) (*Engine, error) {
+	d, err := rules.Directives(s)
+	if err != nil {
+		return nil, err
+	}
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d))
+	if err != nil {
+		return nil, fmt.Errorf("compile rules: %w", err)
+	}
+	tx := w.NewTransaction()
+	defer tx.Close()
+	if _, ok := tx.(ruleRemover); !ok {
+		return nil, errors.New("coraza transaction cannot remove rules by id range: unsupported Coraza version")
+	}
+	if _, ok := tx.(plugintypes.TransactionState); !ok {
+		return nil, errors.New("coraza transaction does not expose its variables: unsupported Coraza version")
+	}
+	return &Engine{waf: w}, nil
+}
+
+// Match is one rule that matched, with where it matched.
+type Match struct {
+	Rule    int
+	Message string
+	// Path names the matched value: "query.id", "headers.user-agent",
+	// "body.user.name" for requests; the Field name for records.
+	Path string
+	// Data is the matched value as Coraza saw it (after transformations),
+	// or "". It is attacker-controlled: callers redact it before logging.
+	Data string
+}
+
+// Result is the outcome of one inspection.
+type Result struct {
+	// Blocked is true when the rule set interrupted the transaction
+	// (anomaly score at or over the threshold, or a deny rule) or a bound
+	// was exceeded.
+	Blocked bool
+	// Score is the CRS blocking inbound anomaly score.
+	Score int
+	// Matches lists the attack and bound rules that matched, in rule order;
+	// CRS bookkeeping rules are left out.
+	Matches []Match
+}
+
+// Request inspects one HTTP request as a web server in front of the function
+// would have handed it to Coraza.
+func (e *Engine) Request(r *source.Request) Result {
+	tx := e.waf.NewTransaction()
+	defer tx.Close()
+	tx.ProcessConnection(r.RemoteAddr, 0, "", 443)
+	tx.ProcessURI(r.URI, r.Method, r.Protocol)
+	ctype := ""
+	for _, h := range r.Headers {
+		tx.AddRequestHeader(h.Name, h.Value)
+		if strings.EqualFold(h.Name, "content-type") {
+			ctype = h.Value
+		}
+	}
+	if tx.ProcessRequestHeaders() == nil {
+		if len(r.Body) > 0 {
+			forceJSON(tx, ctype, r.Body)
+			if it, _, err := tx.WriteRequestBody(r.Body); err == nil && it == nil {
+				_, _ = tx.ProcessRequestBody()
+			}
+		} else {
+			_, _ = tx.ProcessRequestBody()
+		}
+	}
+	return result(tx, requestPath)
+}
+
+// forceJSON makes Coraza parse a JSON body as JSON even when the request
+// declares another content type: a Go handler calls json.Unmarshal on the
+// body whatever the header says, so an attacker must not hide arguments from
+// the rules by sending "text/plain".
+func forceJSON(tx types.Transaction, ctype string, body []byte) {
+	rbp := tx.(plugintypes.TransactionState).Variables().RequestBodyProcessor()
+	if strings.EqualFold(rbp.Get(), "JSON") {
+		return
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
+		return
+	}
+	ct := strings.ToLower(ctype)
+	if strings.HasPrefix(ct, "multipart/") {
+		return
+	}
+	// encoding/json validates with an explicit stack (max depth 10,000), so
+	// this is linear and cannot exhaust the goroutine stack.
+	if setter, ok := rbp.(interface{ Set(string) }); ok && json.Valid(trimmed) {
+		setter.Set("JSON")
+	}
+}
+
+// Record inspects one event record with the event profile: the HTTP
+// protocol rules (911 method, 913 scanners, 920 protocol enforcement) do not
+// run, since a queue message has no request line or Host header to check.
+func (e *Engine) Record(rec *source.Record) Result {
+	tx := e.waf.NewTransaction()
+	defer tx.Close()
+	rm := tx.(ruleRemover)
+	rm.RemoveRuleByIDRange(911000, 911999)
+	rm.RemoveRuleByIDRange(913000, 913999)
+	rm.RemoveRuleByIDRange(920000, 920999)
+	if tx.ProcessRequestHeaders() == nil {
+		for _, f := range rec.Fields {
+			tx.AddPostRequestArgument(f.Name, f.Value)
+		}
+		_, _ = tx.ProcessRequestBody()
+	}
+	res := result(tx, recordPath)
+	for _, v := range rec.Violations {
+		b := boundRules[v.Bound]
+		res.Blocked = true
+		res.Matches = append(res.Matches, Match{Rule: b.id, Message: b.msg, Path: v.Path})
+	}
+	return res
+}
+
+type namer func(vars plugintypes.TransactionVariables, v variables.RuleVariable, key string) string
+
+func result(tx types.Transaction, path namer) Result {
+	tx.ProcessLogging()
+	res := Result{Blocked: tx.Interruption() != nil}
+	vars := tx.(plugintypes.TransactionState).Variables()
+	res.Score, _ = strconv.Atoi(firstValue(vars.TX().Get("blocking_inbound_anomaly_score")))
+	for _, mr := range tx.MatchedRules() {
+		r := mr.Rule()
+		if !reportable(r.ID(), mr.Message()) {
+			continue
+		}
+		m := Match{Rule: r.ID(), Message: mr.Message()}
+		for _, md := range mr.MatchedDatas() {
+			if md.Variable() == variables.TX {
+				continue
+			}
+			m.Path = path(vars, md.Variable(), md.Key())
+			m.Data = md.Value()
+			break
+		}
+		res.Matches = append(res.Matches, m)
+	}
+	return res
+}
+
+// reportable keeps attack findings and drops CRS bookkeeping: initialisation,
+// paranoia-level skips and the anomaly evaluation (949xxx), whose message is
+// only the total score.
+func reportable(id int, msg string) bool {
+	if msg == "" {
+		return false
+	}
+	return id < 900000 || (id >= 910000 && id < 949000) || id >= 950000
+}
+
+func firstValue(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// recordPath names a match in a record: arguments are the record's fields,
+// named by their path already.
+func recordPath(_ plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
+	switch v {
+	case variables.Args, variables.ArgsPost, variables.ArgsNames, variables.ArgsPostNames:
+		return key
+	}
+	return strings.ToLower(v.Name())
+}
+
+// requestPath names a match in an HTTP request the way a user reads the
+// event: query.id, headers.user-agent, cookies.session, body.user.name.
+func requestPath(vars plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
+	switch v {
+	case variables.ArgsGet, variables.ArgsGetNames:
+		return "query." + key
+	case variables.ArgsPost, variables.ArgsPostNames:
+		return bodyPath(key)
+	case variables.Args, variables.ArgsNames:
+		if len(vars.ArgsGet().Get(key)) > 0 {
+			return "query." + key
+		}
+		return bodyPath(key)
+	case variables.RequestHeaders, variables.RequestHeadersNames:
+		return "headers." + strings.ToLower(key)
+	case variables.RequestCookies, variables.RequestCookiesNames:
+		return "cookies." + key
+	case variables.RequestFilename, variables.RequestBasename, variables.RequestURI,
+		variables.RequestURIRaw, variables.RequestLine, variables.QueryString:
+		return "uri"
+	case variables.RequestBody, variables.XML, variables.Files, variables.FilesNames:
+		return "body"
+	}
+	return strings.ToLower(v.Name())
+}
+
+// bodyPath turns Coraza's JSON argument names (json.items.0.name) into the
+// path form used everywhere else (body.items[0].name).
+func bodyPath(key string) string {
+	rest, ok := strings.CutPrefix(key, "json")
+	if !ok {
+		return "body." + key
+	}
+	var b strings.Builder
+	b.WriteString("body")
+	for _, seg := range strings.Split(strings.TrimPrefix(rest, "."), ".") {
+		if seg == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(seg); err == nil {
+			b.WriteString("[" + seg + "]")
+		} else {
+			b.WriteString("." + seg)
+		}
+	}
+	return b.String()
+}

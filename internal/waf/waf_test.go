@@ -1,0 +1,112 @@
+package waf
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/lambdarasp/lambdarasp/internal/source"
+	"github.com/lambdarasp/lambdarasp/rules"
+)
+
+var (
+	engineOnce sync.Once
+	engine     *Engine
+	engineErr  error
+)
+
+func testEngine(t testing.TB) *Engine {
+	t.Helper()
+	engineOnce.Do(func() {
+		engine, engineErr = New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"})
+	})
+	if engineErr != nil {
+		t.Fatal(engineErr)
+	}
+	return engine
+}
+
+func hdrs(kv ...string) []source.Header {
+	var h []source.Header
+	for i := 0; i < len(kv); i += 2 {
+		h = append(h, source.Header{Name: kv[i], Value: kv[i+1]})
+	}
+	return h
+}
+
+var requestCases = []struct {
+	name    string
+	req     source.Request
+	blocked bool
+	rule    int
+	path    string
+}{
+	{"clean get", source.Request{Method: "GET", URI: "/items?id=42&q=hello", Protocol: "HTTP/1.1",
+		Headers: hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*")}, false, 0, ""},
+	{"sqli in query", source.Request{Method: "GET", URI: "/items?id=1%27%20OR%201%3D1--", Protocol: "HTTP/1.1",
+		Headers: hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*")}, true, 942100, "query.id"},
+	{"xss in json body", source.Request{Method: "POST", URI: "/c", Protocol: "HTTP/1.1",
+		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "application/json"),
+		Body:    []byte(`{"user":{"bio":"<script>alert(1)</script>"}}`)}, true, 941100, "body.user.bio"},
+	{"json body sent as text/plain", source.Request{Method: "POST", URI: "/c", Protocol: "HTTP/1.1",
+		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "text/plain"),
+		Body:    []byte(`{"items":[{"cmd":"; cat /etc/passwd"}]}`)}, true, 930120, "body.items[0].cmd"},
+	{"nosql key in json body", source.Request{Method: "POST", URI: "/login", Protocol: "HTTP/1.1",
+		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "application/json"),
+		Body:    []byte(`{"user":"admin","password":{"$ne":null}}`)}, true, 100100, "body.password.$ne"},
+	{"runtime api ssrf", source.Request{Method: "GET", URI: "/fetch?url=http%3A%2F%2F127.0.0.1%3A9001%2Fx", Protocol: "HTTP/1.1",
+		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*")}, true, rules.RuntimeAPIRule, "query.url"},
+}
+
+func TestRequest(t *testing.T) {
+	e := testEngine(t)
+	for _, c := range requestCases {
+		t.Run(c.name, func(t *testing.T) {
+			res := e.Request(&c.req)
+			if res.Blocked != c.blocked {
+				t.Fatalf("blocked = %v, want %v; result %+v", res.Blocked, c.blocked, res)
+			}
+			if c.rule != 0 && !hasMatch(res, c.rule, c.path) {
+				t.Fatalf("no match for rule %d at %q in %+v", c.rule, c.path, res.Matches)
+			}
+		})
+	}
+}
+
+var recordCases = []struct {
+	name    string
+	rec     source.Record
+	blocked bool
+	rule    int
+	path    string
+}{
+	{"clean message", source.Record{Fields: []source.Field{{"body.user.name", "O'Reilly"}, {"body.note", "please select a union rep"}}}, false, 0, ""},
+	{"sqli", source.Record{Fields: []source.Field{{"body.id", "1' or '1'='1"}}}, true, 942100, "body.id"},
+	{"s3 key shell", source.Record{Fields: []source.Field{{"s3.object.key", "img;curl x|sh.png"}}}, true, 100160, "s3.object.key"},
+	{"proto pollution key", source.Record{Fields: []source.Field{{"body.__proto__.admin", "true"}}}, true, 100130, "body.__proto__.admin"},
+	{"metadata ssrf decimal", source.Record{Fields: []source.Field{{"body.url", "http://2852039166/latest/meta-data/"}}}, true, 100110, "body.url"},
+	{"depth bound", source.Record{Violations: []source.Violation{{Bound: source.BoundDepth, Path: "body.a"}}}, true, RuleDepth, "body.a"},
+}
+
+func TestRecord(t *testing.T) {
+	e := testEngine(t)
+	for _, c := range recordCases {
+		t.Run(c.name, func(t *testing.T) {
+			res := e.Record(&c.rec)
+			if res.Blocked != c.blocked {
+				t.Fatalf("blocked = %v, want %v; result %+v", res.Blocked, c.blocked, res)
+			}
+			if c.rule != 0 && !hasMatch(res, c.rule, c.path) {
+				t.Fatalf("no match for rule %d at %q in %+v", c.rule, c.path, res.Matches)
+			}
+		})
+	}
+}
+
+func hasMatch(res Result, rule int, path string) bool {
+	for _, m := range res.Matches {
+		if m.Rule == rule && m.Path == path {
+			return true
+		}
+	}
+	return false
+}
