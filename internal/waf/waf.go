@@ -161,12 +161,14 @@ func (e *Engine) Record(rec *source.Record) Result {
 	rm.RemoveRuleByIDRange(913000, 913999)
 	rm.RemoveRuleByIDRange(920000, 920999)
 	if tx.ProcessRequestHeaders() == nil {
+		var name []byte
 		for _, f := range rec.Fields {
-			tx.AddPostRequestArgument(f.Name, f.Value)
+			name = ArgName(name[:0], f.Name)
+			tx.AddPostRequestArgument(string(name), f.Value)
 		}
 		_, _ = tx.ProcessRequestBody()
 	}
-	res := result(tx, recordPath)
+	res := result(tx, fieldPath(rec.Fields))
 	for _, v := range rec.Violations {
 		b := boundRules[v.Bound]
 		res.Blocked = true
@@ -218,14 +220,44 @@ func firstValue(v []string) string {
 	return v[0]
 }
 
-// recordPath names a match in a record: arguments are the record's fields,
-// named by their path already.
-func recordPath(_ plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
-	switch v {
-	case variables.Args, variables.ArgsPost, variables.ArgsNames, variables.ArgsPostNames:
-		return key
+// ArgName appends to dst the name under which a field is handed to Coraza:
+// its path with "/" between segments (body/items/0/name), not the dotted
+// form findings show (body.items[0].name). CRS matches phrases such as
+// ".profile", ".history" or ".credentials" anywhere in ARGS_NAMES
+// (930120, @pm is a substring match), so dot-joined JSON keys make clean
+// events look like file access; Coraza's own JSON body parser has exactly
+// this false positive. "/" joins no such phrase and is not one of the
+// characters CRS counts in 942430-942432.
+func ArgName(dst []byte, path string) []byte {
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case '.', '[':
+			dst = append(dst, '/')
+		case ']':
+		default:
+			dst = append(dst, c)
+		}
 	}
-	return strings.ToLower(v.Name())
+	return dst
+}
+
+// fieldPath names a match in a record by finding the field whose argument
+// name matched. It runs only for matches, so the scan costs nothing on
+// clean events.
+func fieldPath(fields []source.Field) namer {
+	return func(_ plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
+		switch v {
+		case variables.Args, variables.ArgsPost, variables.ArgsNames, variables.ArgsPostNames:
+			var name []byte
+			for _, f := range fields {
+				if name = ArgName(name[:0], f.Name); strings.EqualFold(string(name), key) {
+					return f.Name
+				}
+			}
+			return key
+		}
+		return strings.ToLower(v.Name())
+	}
 }
 
 // requestPath names a match in an HTTP request the way a user reads the

@@ -83,6 +83,7 @@ var recordCases = []struct {
 	{"sqli", source.Record{Fields: []source.Field{{"body.id", "1' or '1'='1"}}}, true, 942100, "body.id"},
 	{"s3 key shell", source.Record{Fields: []source.Field{{"s3.object.key", "img;curl x|sh.png"}}}, true, 100160, "s3.object.key"},
 	{"proto pollution key", source.Record{Fields: []source.Field{{"body.__proto__.admin", "true"}}}, true, 100130, "body.__proto__.admin"},
+	{"json keys that spell dotfiles", source.Record{Fields: []source.Field{{"dynamodb.NewImage.profile.name", "Ada"}, {"body.history[0].credentials", "x"}}}, false, 0, ""},
 	{"metadata ssrf decimal", source.Record{Fields: []source.Field{{"body.url", "http://2852039166/latest/meta-data/"}}}, true, 100110, "body.url"},
 	{"depth bound", source.Record{Violations: []source.Violation{{Bound: source.BoundDepth, Path: "body.a"}}}, true, RuleDepth, "body.a"},
 }
