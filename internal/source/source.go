@@ -2,10 +2,11 @@
 // extracts the attacker-controllable values from its raw JSON, without
 // decoding the whole event into Go types.
 //
-// Parse reads the payload with gjson, so a clean event costs one scan of the
-// bytes plus one small allocation per extracted value. AWS-generated metadata
-// (ARNs, timestamps, signatures, request ids) is not extracted: only what a
-// caller of the trigger can choose.
+// Parse reads the payload with gjson and an iterative scanner of its own, so
+// an event costs a few linear scans of the bytes and a few allocations per
+// record; values that need no unescaping or decoding share the payload's
+// memory. AWS-generated metadata (ARNs, timestamps, signatures, request ids)
+// is not extracted: only what a caller of the trigger can choose.
 package source
 
 // Kind names the trigger that produced an event. The values are stable: they
@@ -85,7 +86,8 @@ type Record struct {
 	// payload order.
 	Index int
 	// Path is where the record sits in the event: "Records[3]",
-	// "records[0]", "records[\"topic-0\"][2]", or "" for single-record kinds.
+	// "records[0]", "records.topic-0[2]" (Kafka: the "topic-partition" key,
+	// verbatim, cut at 256 bytes), or "" for single-record kinds.
 	Path string
 	// ID identifies the record to the trigger in a partial-batch response:
 	// the SQS messageId, the Kinesis or DynamoDB sequence number, the
@@ -97,6 +99,7 @@ type Record struct {
 	// Fields are the values to inspect.
 	Fields []Field
 	// Violations are bounds the record exceeded; each becomes a finding.
+	// Each Bound appears at most once, at the first place it was hit.
 	Violations []Violation
 }
 
@@ -105,6 +108,8 @@ type Record struct {
 // the full path of a finding is Record.Path + "." + Name. An object key is
 // inspected as part of the Name of the values below it; an empty object or
 // array under a key yields a Field with an empty Value so its key is seen.
+// Keys are used verbatim: a key holding '.' or '[' is not escaped, so two
+// paths can read alike, but every byte of every key is in some Name.
 type Field struct {
 	Name  string
 	Value string
@@ -130,11 +135,15 @@ const (
 // DefaultLimits.
 type Limits struct {
 	// MaxDepth is the deepest JSON nesting followed, counted from the event
-	// root (default 64). Deeper values are not extracted; the record gets a
-	// BoundDepth violation.
+	// root (default 64; at most 10,000). JSON inside a string that Parse
+	// reads as a document (an SQS body, Kinesis data, an SNS message) counts
+	// from where the string sits. Deeper values are not extracted; the record
+	// gets a BoundDepth violation.
 	MaxDepth int
 	// MaxFields is the most values extracted from one record (default 10,000).
 	// The record gets a BoundFields violation and the rest is not extracted.
+	// The same happens when the names of an event's fields together pass a
+	// few times the payload's size, as a long key above many values would.
 	MaxFields int
 	// MaxValueBytes is the longest value handed on whole (default 1 MiB).
 	// Longer values are extracted truncated to MaxValueBytes and the record

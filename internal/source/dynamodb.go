@@ -1,0 +1,133 @@
+package source
+
+import "github.com/tidwall/gjson"
+
+// dynamodb adds the item's keys and new and old images, whose attribute
+// values are what the table's writers chose, and returns the stream sequence
+// number.
+func (p *parser) dynamodb(rec gjson.Result) (id string) {
+	b := &p.b
+	mark := b.push("dynamodb")
+	rec.Get("dynamodb").ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "SequenceNumber":
+			if id == "" {
+				id = v.String()
+			}
+		case "Keys", "NewImage", "OldImage":
+			m := b.push(k.Str)
+			// Records, record, dynamodb and the image itself.
+			p.item(v, 4)
+			b.pop(m)
+		}
+		return !b.full
+	})
+	b.pop(mark)
+	return id
+}
+
+// item adds the attributes of a DynamoDB item or map, an object of typed
+// values, which sits inside depth containers.
+func (p *parser) item(obj gjson.Result, depth int) {
+	b := &p.b
+	if !obj.IsObject() {
+		b.walk(obj.Raw, depth)
+		return
+	}
+	if depth+1 > b.lim.MaxDepth {
+		b.violate(BoundDepth, string(b.name))
+		return
+	}
+	if !hasMember(obj) {
+		b.addHere("")
+		return
+	}
+	obj.ForEach(func(k, v gjson.Result) bool {
+		mark := b.push(k.Str)
+		p.typed(v, depth+1)
+		b.pop(mark)
+		return !b.full
+	})
+}
+
+// typed adds one DynamoDB attribute value in the service's JSON form
+// ({"S": "text"}, {"N": "1"}, {"M": {…}}, …), which sits inside depth
+// containers: the name is the attribute path (`address.city`, `tags[0]`),
+// numbers keep their text, binaries are decoded. A value of an unknown type
+// is walked as plain JSON so nothing in it escapes inspection.
+//
+// typed recurses once per level of the item, at most MaxDepth times.
+func (p *parser) typed(v gjson.Result, depth int) {
+	b := &p.b
+	if !v.IsObject() {
+		b.walk(v.Raw, depth)
+		return
+	}
+	if depth+1 > b.lim.MaxDepth {
+		b.violate(BoundDepth, string(b.name))
+		return
+	}
+	if !hasMember(v) {
+		b.addHere("")
+		return
+	}
+	depth++ // inside the type object
+	v.ForEach(func(t, x gjson.Result) bool {
+		switch t.Str {
+		case "S", "N":
+			b.addHere(x.String())
+		case "B":
+			b.addHere(b.decode64(x.String()))
+		case "BOOL", "NULL":
+			b.addHere(x.Raw)
+		case "M":
+			p.item(x, depth)
+		case "L", "SS", "NS", "BS":
+			p.list(t.Str, x, depth)
+		default:
+			mark := b.push(t.Str)
+			b.walk(x.Raw, depth)
+			b.pop(mark)
+		}
+		return !b.full
+	})
+}
+
+// list adds the elements of an L, SS, NS or BS value, which sits inside depth
+// containers.
+func (p *parser) list(typ string, arr gjson.Result, depth int) {
+	b := &p.b
+	if !arr.IsArray() {
+		b.walk(arr.Raw, depth)
+		return
+	}
+	if depth+1 > b.lim.MaxDepth {
+		b.violate(BoundDepth, string(b.name))
+		return
+	}
+	if !hasMember(arr) {
+		b.addHere("")
+		return
+	}
+	i := 0
+	arr.ForEach(func(_, e gjson.Result) bool {
+		mark := b.pushIndex(i)
+		switch typ {
+		case "L":
+			p.typed(e, depth+1)
+		case "BS":
+			b.addHere(b.decode64(e.String()))
+		default:
+			b.addHere(e.String())
+		}
+		b.pop(mark)
+		i++
+		return !b.full
+	})
+}
+
+// hasMember reports whether the object or array v is not empty.
+func hasMember(v gjson.Result) bool {
+	i := skipSpace(v.Raw, 1)
+	return i < len(v.Raw) && v.Raw[i] != '}' && v.Raw[i] != ']'
+}

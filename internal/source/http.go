@@ -1,0 +1,203 @@
+package source
+
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// request rebuilds the HTTP request of an HTTP-kind event from its top-level
+// members. Each integration encodes the request differently; the result is
+// always what the client put on the wire, so one rule set serves them all.
+func request(kind Kind, m *members) *Request {
+	r := &Request{Protocol: "HTTP/1.1"}
+	switch kind {
+	case APIGatewayHTTP, FunctionURL:
+		h := m.http
+		r.Method = h.Get("method").String()
+		// rawPath and rawQueryString are as the client sent them.
+		r.URI = orSlash(m.rawPath.String())
+		if q := m.rawQueryString.String(); q != "" {
+			r.URI += "?" + q
+		}
+		if p := h.Get("protocol").String(); p != "" {
+			r.Protocol = p
+		}
+		r.RemoteAddr = h.Get("sourceIp").String()
+		r.Headers = headers(r.Headers, m.headers, gjson.Result{})
+		r.Headers = cookies(r.Headers, m.cookies)
+	case APIGatewayREST:
+		r.Method = m.httpMethod.String()
+		// API Gateway REST hands over the path decoded: encode it again.
+		r.URI = withQuery(orSlash((&url.URL{Path: m.path.String()}).EscapedPath()), query(m, true))
+		if p := m.protocol.String(); p != "" {
+			r.Protocol = p
+		}
+		r.RemoteAddr = m.identity.Get("sourceIp").String()
+		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
+	case ALB:
+		r.Method = m.httpMethod.String()
+		// The ALB passes the path and the query parameters undecoded.
+		r.URI = withQuery(orSlash(m.path.String()), query(m, false))
+		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
+	case APIGatewayWebSocket:
+		// A WebSocket route has no method or path of its own: the connection
+		// is opened by a GET and each message arrives like a POST.
+		r.Method = "GET"
+		if m.eventType.String() == "MESSAGE" {
+			r.Method = "POST"
+		}
+		r.URI = withQuery("/", query(m, true))
+		r.RemoteAddr = m.identity.Get("sourceIp").String()
+		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
+	}
+	r.Body = body(m)
+	if kind == APIGatewayWebSocket && r.Method == "POST" && len(r.Body) > 0 && !hasHeader(r.Headers, "Content-Type") {
+		// Give body rules a content type to choose a body parser by.
+		ct := "text/plain"
+		if c := firstByte(r.Body); c == '{' || c == '[' {
+			ct = "application/json"
+		}
+		r.Headers = append(r.Headers, Header{Name: "Content-Type", Value: ct})
+	}
+	if !hasHeader(r.Headers, "Host") {
+		if d := m.domainName.String(); d != "" {
+			r.Headers = append(r.Headers, Header{Name: "Host", Value: d})
+		}
+	}
+	return r
+}
+
+func orSlash(path string) string {
+	if path == "" {
+		return "/"
+	}
+	return path
+}
+
+func withQuery(path, query string) string {
+	if query == "" {
+		return path
+	}
+	return path + "?" + query
+}
+
+// query rebuilds the query string from the query-parameter members,
+// preferring the multi-value form, which keeps repeated parameters. API
+// Gateway decodes the parameters, so escape re-encodes them; the ALB does not.
+func query(m *members, escape bool) string {
+	var sb strings.Builder
+	param := func(k, v string) {
+		if sb.Len() > 0 {
+			sb.WriteByte('&')
+		}
+		if escape {
+			k, v = url.QueryEscape(k), url.QueryEscape(v)
+		}
+		sb.WriteString(k)
+		sb.WriteByte('=')
+		sb.WriteString(v)
+	}
+	pairs(m.queryStringParameters, m.multiValueQueryStringParameters, param)
+	return sb.String()
+}
+
+// headers appends the request headers from the header members, preferring
+// the multi-value form, which keeps repeated headers.
+func headers(hs []Header, single, multi gjson.Result) []Header {
+	pairs(single, multi, func(k, v string) {
+		hs = append(hs, Header{Name: k, Value: v})
+	})
+	return hs
+}
+
+// pairs calls fn for each name and value of a multi-value member
+// ({"k": ["v1", "v2"]}) if it is an object, else of a single-value member
+// ({"k": "v"}), in payload order. Null values are skipped.
+func pairs(single, multi gjson.Result, fn func(k, v string)) {
+	obj := single
+	if multi.IsObject() {
+		obj = multi
+	}
+	if !obj.IsObject() {
+		return
+	}
+	obj.ForEach(func(k, v gjson.Result) bool {
+		if v.IsArray() {
+			v.ForEach(func(_, e gjson.Result) bool {
+				if e.Type != gjson.Null {
+					fn(k.Str, e.String())
+				}
+				return true
+			})
+		} else if v.Type != gjson.Null {
+			fn(k.Str, v.String())
+		}
+		return true
+	})
+}
+
+// cookies folds the cookies member of a payload v2 event, where API Gateway
+// moves the Cookie header, back into one Cookie header.
+func cookies(hs []Header, list gjson.Result) []Header {
+	if !list.IsArray() {
+		return hs
+	}
+	var sb strings.Builder
+	list.ForEach(func(_, c gjson.Result) bool {
+		if sb.Len() > 0 {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(c.String())
+		return true
+	})
+	if sb.Len() == 0 {
+		return hs
+	}
+	for i := range hs {
+		if strings.EqualFold(hs[i].Name, "Cookie") {
+			if hs[i].Value != "" {
+				hs[i].Value += "; "
+			}
+			hs[i].Value += sb.String()
+			return hs
+		}
+	}
+	return append(hs, Header{Name: "Cookie", Value: sb.String()})
+}
+
+// body returns the request body, base64-decoded when the event says so. A
+// body that does not decode is returned as sent, so it is still inspected.
+func body(m *members) []byte {
+	b := m.body.String()
+	if b == "" {
+		return nil
+	}
+	if m.isBase64Encoded.Type == gjson.True {
+		if d, err := base64.StdEncoding.DecodeString(b); err == nil {
+			return d
+		}
+	}
+	return []byte(b)
+}
+
+func hasHeader(hs []Header, name string) bool {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstByte returns the first byte of b that is not JSON whitespace, or 0.
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		if !isSpace(c) {
+			return c
+		}
+	}
+	return 0
+}

@@ -1,0 +1,298 @@
+package source
+
+import (
+	"strconv"
+
+	"github.com/tidwall/gjson"
+)
+
+// records reads the batch array recs (the Records or records member, named
+// member) one record at a time, in payload order.
+func (p *parser) records(ev *Event, recs gjson.Result, member string) {
+	kind := ev.Kind
+	var path []byte
+	i := 0
+	recs.ForEach(func(_, rec gjson.Result) bool {
+		path = append(path[:0], member...)
+		path = append(path, '[')
+		path = strconv.AppendInt(path, int64(i), 10)
+		path = append(path, ']')
+		r := Record{Index: i, Path: string(path)}
+		r.Start, r.End = span(p.s, rec)
+		p.b.begin()
+		if !rec.IsObject() {
+			// Not a record AWS would send: inspect all of it.
+			p.b.walk(rec.Raw, 2)
+		} else {
+			switch kind {
+			case SQS:
+				r.ID = p.sqs(rec)
+			case SNS:
+				p.sns(rec)
+			case S3:
+				p.b.s3Key(rec)
+			case DynamoDB:
+				r.ID = p.dynamodb(rec)
+			case Kinesis:
+				r.ID = p.kinesis(rec)
+			case Firehose:
+				r.ID = p.firehose(rec)
+			}
+		}
+		p.b.end(&r)
+		ev.Records = append(ev.Records, r)
+		i++
+		return true
+	})
+}
+
+// span returns where the record rec sits in the payload s. gjson's Index is
+// exact for results reached by ForEach from the root, as every record is;
+// it is 0 for results gjson computes (modifiers, '#' queries), so it is
+// checked: should it ever be wrong, span returns an empty span, which a
+// caller cutting records out must refuse, rather than the wrong bytes. The
+// check is cheap: the strings share memory, so comparing them stops at the
+// pointer.
+func span(s string, rec gjson.Result) (start, end int) {
+	i, n := rec.Index, len(rec.Raw)
+	if n > 0 && i >= 0 && i <= len(s)-n && s[i:i+n] == rec.Raw {
+		return i, i + n
+	}
+	return 0, 0
+}
+
+// sqs adds the body (an envelope), the message attributes and the FIFO
+// group and deduplication ids, which the sender chooses, and returns the
+// messageId. The rest of the record is written by SQS.
+func (p *parser) sqs(rec gjson.Result) (id string) {
+	b := &p.b
+	rec.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messageId":
+			if id == "" {
+				id = v.String()
+			}
+		case "body":
+			mark := b.push("body")
+			b.envelope(v.String(), 3)
+			b.pop(mark)
+		case "messageAttributes":
+			mark := b.push("messageAttributes")
+			v.ForEach(func(name, attr gjson.Result) bool {
+				m := b.push(name.Str)
+				p.sqsAttribute(attr)
+				b.pop(m)
+				return !b.full
+			})
+			b.pop(mark)
+		case "attributes":
+			v.ForEach(func(name, attr gjson.Result) bool {
+				switch name.Str {
+				case "MessageGroupId", "MessageDeduplicationId":
+					mark := b.push("attributes")
+					b.addKey(name.Str, attr.String())
+					b.pop(mark)
+				}
+				return !b.full
+			})
+		}
+		return !b.full
+	})
+	return id
+}
+
+// sqsAttribute adds the values of one message attribute; binary values are
+// decoded.
+func (p *parser) sqsAttribute(attr gjson.Result) {
+	b := &p.b
+	attr.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "stringValue":
+			b.addKey(k.Str, v.String())
+		case "binaryValue":
+			b.addKey(k.Str, b.decode64(v.String()))
+		case "stringListValues", "binaryListValues":
+			mark := b.push(k.Str)
+			j := 0
+			v.ForEach(func(_, e gjson.Result) bool {
+				m := b.pushIndex(j)
+				if k.Str == "binaryListValues" {
+					b.addHere(b.decode64(e.String()))
+				} else {
+					b.addHere(e.String())
+				}
+				b.pop(m)
+				j++
+				return !b.full
+			})
+			b.pop(mark)
+		}
+		return !b.full
+	})
+}
+
+// sns adds Sns.Subject, Sns.Message (an envelope) and the message
+// attributes' values.
+func (p *parser) sns(rec gjson.Result) {
+	sns := rec.Get("Sns")
+	if !sns.IsObject() {
+		return
+	}
+	mark := p.b.push("Sns")
+	p.b.snsFields(sns, 4)
+	p.b.pop(mark)
+}
+
+// kinesis adds kinesis.data (base64, an envelope) and kinesis.partitionKey,
+// both chosen by the producer, and returns the sequence number.
+func (p *parser) kinesis(rec gjson.Result) (id string) {
+	b := &p.b
+	k := rec.Get("kinesis")
+	mark := b.push("kinesis")
+	k.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "data":
+			m := b.push("data")
+			b.envelope(b.decode64(v.String()), 4)
+			b.pop(m)
+		case "partitionKey":
+			b.addKey("partitionKey", v.String())
+		case "sequenceNumber":
+			if id == "" {
+				id = v.String()
+			}
+		}
+		return !b.full
+	})
+	b.pop(mark)
+	return id
+}
+
+// firehose adds data (base64, an envelope) and returns the recordId.
+func (p *parser) firehose(rec gjson.Result) (id string) {
+	b := &p.b
+	rec.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "data":
+			m := b.push("data")
+			b.envelope(b.decode64(v.String()), 3)
+			b.pop(m)
+		case "recordId":
+			if id == "" {
+				id = v.String()
+			}
+		}
+		return !b.full
+	})
+	return id
+}
+
+// kafka reads the records of an MSK or self-managed Kafka event, grouped by
+// "topic-partition", as one batch numbered in payload order.
+func (p *parser) kafka(ev *Event, parts gjson.Result) {
+	var path []byte
+	i := 0
+	parts.ForEach(func(tp, recs gjson.Result) bool {
+		j := 0
+		recs.ForEach(func(_, rec gjson.Result) bool {
+			path = append(path[:0], "records."...)
+			path = append(path, truncate(tp.Str, maxTopicPartition)...)
+			path = append(path, '[')
+			path = strconv.AppendInt(path, int64(j), 10)
+			path = append(path, ']')
+			r := Record{Index: i, Path: string(path)}
+			r.Start, r.End = span(p.s, rec)
+			p.b.begin()
+			if rec.IsObject() {
+				p.kafkaRecord(rec)
+			} else {
+				p.b.walk(rec.Raw, 3)
+			}
+			p.b.end(&r)
+			ev.Records = append(ev.Records, r)
+			i++
+			j++
+			return true
+		})
+		return true
+	})
+}
+
+// maxTopicPartition bounds the "topic-partition" key copied into each
+// record's Path. Kafka topic names have at most 249 bytes; a longer key is
+// not from Kafka, and copying it into every record's Path would cost its
+// length times the number of records.
+const maxTopicPartition = 256
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// kafkaRecord adds the key and value (base64; the value is an envelope) and
+// the headers, which Lambda gives as arrays of signed bytes.
+func (p *parser) kafkaRecord(rec gjson.Result) {
+	b := &p.b
+	rec.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "key":
+			if v.Type != gjson.Null {
+				b.addKey("key", b.decode64(v.String()))
+			}
+		case "value":
+			if v.Type != gjson.Null {
+				mark := b.push("value")
+				b.envelope(b.decode64(v.String()), 4)
+				b.pop(mark)
+			}
+		case "headers":
+			mark := b.push("headers")
+			v.ForEach(func(_, h gjson.Result) bool {
+				h.ForEach(func(name, bytes gjson.Result) bool {
+					b.addKey(name.Str, headerBytes(bytes))
+					return !b.full
+				})
+				return !b.full
+			})
+			b.pop(mark)
+		}
+		return !b.full
+	})
+}
+
+// headerBytes returns a Kafka header value: an array of byte values, signed
+// (Java's byte) or not. Elements that are not integers in -128..255 are
+// skipped. A string is taken as it is.
+func headerBytes(v gjson.Result) string {
+	if !v.IsArray() {
+		return v.String()
+	}
+	var buf []byte
+	v.ForEach(func(_, e gjson.Result) bool {
+		if e.Type == gjson.Number && e.Num >= -128 && e.Num <= 255 && e.Num == float64(int(e.Num)) {
+			buf = append(buf, byte(int(e.Num)))
+		}
+		return true
+	})
+	return string(buf)
+}
+
+// cognito adds every leaf of request, which carries what the user typed
+// (attributes, validation data, passwords for migration, challenge answers),
+// and userName, which the user chooses at sign-up.
+func (p *parser) cognito(root gjson.Result) {
+	b := &p.b
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "request":
+			mark := b.push("request")
+			b.walk(v.Raw, 1)
+			b.pop(mark)
+		case "userName":
+			b.addKey("userName", v.String())
+		}
+		return !b.full
+	})
+}

@@ -1,0 +1,346 @@
+package source
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// builder collects the Fields and Violations of one record at a time, under
+// the Limits. Allocation is per record, not per field: names are built in a
+// reusable buffer and become one string when the record ends, values that
+// need no unescaping or decoding share the payload's memory, and the Fields
+// of every record live in one backing slice, each Record getting a capped
+// sub-slice of it.
+type builder struct {
+	lim    Limits
+	fields []Field // the fields of all records so far
+	start  int     // index in fields of the current record's first field
+	viol   []Violation
+	full   bool   // the current record reached MaxFields
+	name   []byte // name of the value being read
+	stack  []frame
+	buf    []byte // base64 scratch
+
+	// The names built in the name buffer for the current record's fields,
+	// end to end, and where each ends (-1 for a field named by a constant).
+	names []byte
+	ends  []int
+	// nameBudget is how many more bytes of names the event may build. A
+	// long key above many values would otherwise be copied into every
+	// value's name, which is quadratic in the payload: see nameBudget.
+	nameBudget int
+}
+
+// nameBudget bounds the bytes of field names one event may build: a few times
+// the payload, which real events stay far below since their names are short
+// paths. A record that reaches it stops there with a BoundFields violation.
+func nameBudget(payloadLen int) int {
+	return 4*payloadLen + 64<<10
+}
+
+// frame is one open container of the JSON value walk is reading.
+type frame struct {
+	nameLen int // len(builder.name) without the member's suffix
+	array   bool
+	index   int
+}
+
+// begin starts a new record.
+func (b *builder) begin() {
+	b.start = len(b.fields)
+	b.viol = nil
+	b.full = false
+	b.name = b.name[:0]
+	b.names = b.names[:0]
+	b.ends = b.ends[:0]
+}
+
+// end hands the current record's fields and violations to r.
+func (b *builder) end(r *Record) {
+	n := len(b.fields)
+	if n == b.start {
+		r.Violations = b.viol
+		return
+	}
+	fs := b.fields[b.start:n:n]
+	if len(b.names) > 0 {
+		names := string(b.names)
+		from := 0
+		for i, to := range b.ends {
+			if to >= 0 {
+				fs[i].Name = names[from:to]
+				from = to
+			}
+		}
+	}
+	r.Fields = fs
+	r.Violations = b.viol
+}
+
+// add appends one field named name, enforcing MaxFields and MaxValueBytes.
+func (b *builder) add(name, value string) {
+	if b.admit(name, nil, &value) {
+		b.fields = append(b.fields, Field{Name: name, Value: value})
+		b.ends = append(b.ends, -1)
+	}
+}
+
+// addHere appends one field named by the name buffer.
+func (b *builder) addHere(value string) {
+	if b.admit("", b.name, &value) {
+		b.fields = append(b.fields, Field{Value: value})
+		b.names = append(b.names, b.name...)
+		b.nameBudget -= len(b.name)
+		b.ends = append(b.ends, len(b.names))
+	}
+}
+
+// admit enforces MaxFields and MaxValueBytes on the field about to be added,
+// named name or, if that is empty, buf: it reports whether to add it and
+// truncates *value if need be.
+func (b *builder) admit(name string, buf []byte, value *string) bool {
+	if b.full {
+		return false
+	}
+	if len(b.fields)-b.start >= b.lim.MaxFields || len(buf) > b.nameBudget {
+		b.full = true
+		if name == "" {
+			name = string(buf)
+		}
+		b.violate(BoundFields, name)
+		return false
+	}
+	if b.fields == nil {
+		// Start with room for a typical event rather than growing from one.
+		b.fields = make([]Field, 0, 16)
+		b.names = make([]byte, 0, 512)
+		b.ends = make([]int, 0, 16)
+	}
+	if len(*value) > b.lim.MaxValueBytes {
+		*value = (*value)[:b.lim.MaxValueBytes]
+		if name == "" {
+			name = string(buf)
+		}
+		b.violate(BoundValue, name)
+	}
+	return true
+}
+
+// violate records that the current record exceeded bound at path. Only the
+// first place each bound is hit is kept: one violation is enough to act on,
+// and a list that grows with the attacker's input would be a cost of its own.
+func (b *builder) violate(bound Bound, path string) {
+	for _, v := range b.viol {
+		if v.Bound == bound {
+			return
+		}
+	}
+	b.viol = append(b.viol, Violation{Bound: bound, Path: path})
+}
+
+// push appends the object key to the name buffer and returns the length to
+// pop back to. Keys are used verbatim: a key holding '.' or '[' is not
+// escaped, so such names can be ambiguous, but every byte of the key is still
+// in the name where a rule can see it.
+func (b *builder) push(key string) int {
+	mark := len(b.name)
+	if mark > 0 {
+		b.name = append(b.name, '.')
+	}
+	b.name = append(b.name, key...)
+	return mark
+}
+
+// pushIndex appends "[i]" to the name buffer and returns the length to pop
+// back to.
+func (b *builder) pushIndex(i int) int {
+	mark := len(b.name)
+	b.name = append(b.name, '[')
+	b.name = strconv.AppendInt(b.name, int64(i), 10)
+	b.name = append(b.name, ']')
+	return mark
+}
+
+func (b *builder) pop(mark int) {
+	b.name = b.name[:mark]
+}
+
+// addKey appends a field named by the name buffer plus key.
+func (b *builder) addKey(key, value string) {
+	if b.full {
+		return
+	}
+	mark := b.push(key)
+	b.addHere(value)
+	b.pop(mark)
+}
+
+// decode64 returns s base64-decoded, or s itself when it is not valid
+// base64: a value that cannot be decoded is still inspected, never dropped.
+func (b *builder) decode64(s string) string {
+	n := base64.StdEncoding.DecodedLen(len(s))
+	if cap(b.buf) < n {
+		b.buf = make([]byte, n)
+	}
+	m, err := base64.StdEncoding.Decode(b.buf[:n], []byte(s))
+	if err != nil {
+		return s
+	}
+	return string(b.buf[:m])
+}
+
+// walk adds a field for every leaf of the JSON value s, named from the name
+// buffer: object members append ".key" and array elements "[i]". Strings are
+// unescaped, numbers and literals keep their JSON text, and an empty object or
+// array yields one empty value so that its key is still inspected. depth is
+// the number of containers around s, counted from the event root; a
+// container deeper than MaxDepth is skipped with a BoundDepth violation.
+//
+// s must be valid JSON (see valid). The walk is a single iterative pass with
+// an explicit stack, so neither the nesting nor the size of s can make it
+// recurse or rescan.
+func (b *builder) walk(s string, depth int) {
+	base := len(b.name)
+	stack := b.stack[:0]
+	i := skipSpace(s, 0)
+walk:
+	for i < len(s) && !b.full {
+		// A value starts at s[i]; the name buffer holds its name.
+		switch c := s[i]; c {
+		case '{', '[':
+			if depth+len(stack)+1 > b.lim.MaxDepth {
+				b.violate(BoundDepth, string(b.name))
+				i = skipContainer(s, i)
+				break
+			}
+			j := skipSpace(s, i+1)
+			if j < len(s) && s[j] == c+2 {
+				b.addHere("")
+				i = j + 1
+				break
+			}
+			stack = append(stack, frame{nameLen: len(b.name), array: c == '['})
+			if c == '{' {
+				i = b.member(s, j)
+			} else {
+				b.pushIndex(0)
+				i = j
+			}
+			continue
+		case '"':
+			j := stringEnd(s, i)
+			b.addHere(unquote(s[i:j]))
+			i = j
+		default:
+			j := literalEnd(s, i)
+			b.addHere(s[i:j])
+			i = j
+		}
+		// The value ended: close containers until the next value starts.
+		for {
+			i = skipSpace(s, i)
+			if len(stack) == 0 || i >= len(s) {
+				break walk
+			}
+			top := &stack[len(stack)-1]
+			b.name = b.name[:top.nameLen]
+			if s[i] != ',' {
+				stack = stack[:len(stack)-1]
+				i++
+				continue
+			}
+			i = skipSpace(s, i+1)
+			if top.array {
+				top.index++
+				b.pushIndex(top.index)
+			} else {
+				i = b.member(s, i)
+			}
+			break
+		}
+	}
+	b.stack = stack[:0]
+	b.name = b.name[:base]
+}
+
+// member reads the key of the object member at s[i], appends it to the name
+// buffer and returns the index of the member's value.
+func (b *builder) member(s string, i int) int {
+	j := stringEnd(s, i)
+	b.push(unquote(s[i:j]))
+	j = skipSpace(s, j)
+	if j < len(s) && s[j] == ':' {
+		j++
+	}
+	return skipSpace(s, j)
+}
+
+// unquote returns the text of the JSON string literal raw (quotes included).
+// Strings without escapes are sliced, not copied.
+func unquote(raw string) string {
+	if len(raw) < 2 {
+		return ""
+	}
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	return gjson.Parse(raw).Str
+}
+
+// stringEnd returns the index after the closing quote of the string starting
+// with the quote at s[i].
+func stringEnd(s string, i int) int {
+	j := i + 1
+	for j < len(s) {
+		k := strings.IndexByte(s[j:], '"')
+		if k < 0 {
+			break
+		}
+		j += k
+		// The quote is escaped when an odd number of backslashes precede it.
+		n := 0
+		for p := j - 1; p > i && s[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1
+		}
+		j++
+	}
+	return len(s)
+}
+
+// literalEnd returns the index after the number, true, false or null at s[i].
+func literalEnd(s string, i int) int {
+	for ; i < len(s); i++ {
+		switch s[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// skipContainer returns the index after the object or array starting at s[i].
+func skipContainer(s string, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch s[i] {
+		case '"':
+			i = stringEnd(s, i)
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+		i++
+	}
+	return i
+}
