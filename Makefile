@@ -1,0 +1,29 @@
+# lambdarasp: `make demo` shows it work, `make test` proves it.
+GO ?= go
+
+.PHONY: demo test build bench fuzz fmt vet
+
+# Evaluate every sample event in examples/events and print a table of
+# verdicts. lambdarasp check exits 1 when something is blocked: expected here.
+demo:
+	@$(GO) run ./cmd/lambdarasp check --format table examples/events; \
+	status=$$?; if [ $$status -gt 1 ]; then exit $$status; fi
+
+test: fmt vet
+	$(GO) test -count=1 ./...
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/source
+
+build:
+	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./bench/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/source
+
+fmt:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...

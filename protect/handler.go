@@ -1,0 +1,174 @@
+package protect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+// BlockedErrorType is the errorType Lambda records when Handler fails an
+// invocation because its event was blocked. Asynchronous triggers (SNS, S3,
+// EventBridge) retry such invocations and then send the event to the
+// on-failure destination or dead-letter queue, where it can be examined.
+const BlockedErrorType = "lambdarasp.Blocked"
+
+// IsBlocked reports whether err is the error Handler returns for a blocked
+// event.
+func IsBlocked(err error) bool {
+	var e messages.InvokeResponse_Error
+	return errors.As(err, &e) && e.Type == BlockedErrorType
+}
+
+// Handler wraps h, which may be any handler lambda.Start accepts (a function
+// of one of the shapes lambda.NewHandler documents, or a lambda.Handler), so
+// that every event is inspected before h decodes it:
+//
+//	lambda.Start(protect.Handler(myHandler))
+//
+// The raw payload is inspected once; a clean event reaches h byte for byte.
+// A blocked event is refused the way its trigger understands (mode Block):
+//   - API Gateway (REST, HTTP, WebSocket), ALB, function URL: a 403 response
+//     in that source's shape, body {"message":"Forbidden","requestId":"…"};
+//   - SQS, Kinesis, DynamoDB Streams with WithPartialBatch: the blocked
+//     records are cut out of the event h receives and returned as
+//     batchItemFailures, merged with h's own;
+//   - Kinesis Data Firehose: the blocked records are cut out and returned
+//     with result "ProcessingFailed", merged with h's records;
+//   - everything else (and batches without partial-batch responses): the
+//     invocation fails with an error of type lambdarasp.Blocked (see
+//     BlockedErrorType), so the event is retried and then kept in the DLQ
+//     or on-failure destination.
+//
+// The rules are compiled here, once, so call Handler during init (in main);
+// the returned handler is safe for concurrent use. Handler panics if the
+// options or LAMBDARASP_* variables are invalid: Lambda then reports an init
+// error whose message names the setting. Panics in h are not recovered
+// here; a failure of the inspection itself is logged and, unless
+// WithFailClosed, h runs.
+func Handler(h any, opts ...Option) lambda.Handler {
+	next, ok := h.(lambda.Handler)
+	if !ok {
+		next = lambda.NewHandler(h)
+	}
+	cfg, err := newConfig(os.Getenv, opts)
+	if err != nil {
+		panic(err.Error())
+	}
+	if cfg.mode == Off {
+		return next
+	}
+	in, err := newInspector(cfg)
+	if err != nil {
+		panic(err.Error())
+	}
+	return &handler{next: next, in: in}
+}
+
+type handler struct {
+	next lambda.Handler
+	in   *Inspector
+}
+
+var _ lambda.Handler = (*handler)(nil)
+
+func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	requestID := ""
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		requestID = lc.AwsRequestID
+	}
+	v, err := h.inspect(payload)
+	if err != nil {
+		h.in.cfg.logger.LogAttrs(ctx, slog.LevelError, "lambdarasp inspection failed",
+			slog.String("request_id", requestID), slog.String("error", err.Error()),
+			slog.Bool("fail_closed", h.in.cfg.failClosed))
+		if !h.in.cfg.failClosed {
+			return h.next.Invoke(ctx, payload)
+		}
+		v = failedVerdict(v)
+	}
+	if v.Action == Allow {
+		return h.next.Invoke(ctx, payload)
+	}
+	h.log(ctx, requestID, v)
+	if h.in.cfg.mode == Detect {
+		return h.next.Invoke(ctx, payload)
+	}
+	return h.refuse(ctx, requestID, payload, v)
+}
+
+// inspect runs the inspector and turns a panic inside it (a bug of ours, or
+// of Coraza, on some input) into an error: the user's function must not
+// crash because its guard did.
+func (h *handler) inspect(payload []byte) (v Verdict, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("inspection panicked: %v", r)
+		}
+	}()
+	return h.in.Inspect(payload), nil
+}
+
+// failedVerdict blocks the whole event when inspection failed and
+// fail-closed is on.
+func failedVerdict(v Verdict) Verdict {
+	v.Action = Deny
+	v.Findings = append(v.Findings, Finding{Rule: ruleFailure, Message: "Inspection failed (fail-closed)", Record: -1})
+	v.BlockedRecords = nil
+	for i := range v.blocked {
+		v.blocked[i] = true
+	}
+	return v
+}
+
+func (h *handler) log(ctx context.Context, requestID string, v Verdict) {
+	action := "block"
+	if h.in.cfg.mode == Detect {
+		action = "detect"
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID),
+		slog.String("source", v.Source),
+		slog.String("action", action),
+		slog.Int("score", v.Score),
+		slog.Any("rules", v.Rules()),
+		slog.Any("findings", v.Findings),
+	}
+	if v.BlockedRecords != nil {
+		attrs = append(attrs, slog.Any("blocked_records", v.BlockedRecords))
+	}
+	h.in.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "lambdarasp finding", attrs...)
+}
+
+// blockedError is the invocation error for a blocked event. It names the
+// source, rules and records, never the payload.
+func blockedError(v Verdict) error {
+	var b strings.Builder
+	b.WriteString("lambdarasp: event blocked (source ")
+	b.WriteString(v.Source)
+	b.WriteString(", rules ")
+	for i, id := range v.Rules() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(id))
+	}
+	if len(v.BlockedRecords) > 0 {
+		b.WriteString(", records ")
+		for i, r := range v.BlockedRecords {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(r))
+		}
+	}
+	b.WriteByte(')')
+	return messages.InvokeResponse_Error{Type: BlockedErrorType, Message: b.String()}
+}

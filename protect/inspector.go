@@ -1,0 +1,233 @@
+package protect
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/lambdarasp/lambdarasp/internal/source"
+	"github.com/lambdarasp/lambdarasp/internal/waf"
+	"github.com/lambdarasp/lambdarasp/rules"
+)
+
+// Rule ids of findings the inspector makes itself.
+const (
+	ruleRecords = 100904 // batch larger than Limits.MaxRecords
+	ruleFailure = 100999 // inspection failed and fail-closed is on
+)
+
+// Action is the rules' decision on an event.
+type Action string
+
+// The actions a Verdict can carry.
+const (
+	Allow Action = "allow"
+	Deny  Action = "block"
+)
+
+// Verdict is the outcome of inspecting one event.
+type Verdict struct {
+	// Source is the trigger that produced the event ("sqs", "apigw-http",
+	// "direct", …).
+	Source string
+	// Action is Deny when the rules would block the event or some of its
+	// records; in Detect mode the handler runs anyway.
+	Action Action
+	// Score is the highest CRS anomaly score over the request or records.
+	Score int
+	// Findings lists every rule that matched, with where.
+	Findings []Finding
+	// BlockedRecords are the indices of the blocked records in the batch
+	// (the Records, records or Kafka records array, in payload order); nil
+	// for HTTP and single-record events.
+	BlockedRecords []int
+
+	event   source.Event
+	blocked []bool // per event.Records index
+}
+
+// Finding is one rule that matched one value.
+type Finding struct {
+	Rule    int    `json:"rule"`
+	Message string `json:"msg"`
+	// Path locates the value in the event: "Records[1].body.user.name",
+	// "query.id", "headers.user-agent".
+	Path string `json:"path,omitempty"`
+	// Record is the batch index of the record, or -1.
+	Record int `json:"record"`
+	// Snippet is a short, sanitised prefix of the matched value, only with
+	// WithLogSnippets.
+	Snippet string `json:"snippet,omitempty"`
+}
+
+// Inspector classifies and inspects Lambda events. It is safe for concurrent
+// use; build it once, at init.
+type Inspector struct {
+	cfg    config
+	engine *waf.Engine
+}
+
+// NewInspector builds the rule engine (about 100 ms with the full CRS) and
+// returns an Inspector. Errors name the setting at fault.
+func NewInspector(opts ...Option) (*Inspector, error) {
+	cfg, err := newConfig(os.Getenv, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newInspector(cfg)
+}
+
+func newInspector(cfg config) (*Inspector, error) {
+	settings := rules.Settings{
+		Paranoia:   cfg.paranoia,
+		Threshold:  cfg.threshold,
+		MaxDepth:   cfg.limits.MaxDepth,
+		MaxArgs:    cfg.limits.MaxFields,
+		RuntimeAPI: cfg.runtimeAPI,
+	}
+	for _, f := range cfg.ruleFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("protect: read rules %q (WithRuleFiles, %s): %w", f, envRules, err)
+		}
+		settings.Extra = append(settings.Extra, string(b))
+	}
+	for _, e := range cfg.exclusions {
+		settings.Exclusions = append(settings.Exclusions, exclusionDirective(e))
+	}
+	engine, err := waf.New(settings)
+	if err != nil {
+		return nil, fmt.Errorf("protect: load rules: %w", err)
+	}
+	return &Inspector{cfg: cfg, engine: engine}, nil
+}
+
+var recordPrefix = regexp.MustCompile(`^(?:Records|records)\[\d+\]\.`)
+
+// exclusionDirective turns an exclusion into SecLang. A path is excluded in
+// every form the same value can take: a record field (body.a[0]), Coraza's
+// JSON body argument (json.a.0), a query or form argument, a header, a
+// cookie.
+func exclusionDirective(e exclusion) string {
+	if e.path == "" {
+		return fmt.Sprintf("SecRuleRemoveById %d", e.rule)
+	}
+	p := recordPrefix.ReplaceAllString(e.path, "")
+	targets := []string{"ARGS:" + p, "ARGS_NAMES:" + p}
+	switch {
+	case strings.HasPrefix(p, "query."):
+		q := strings.TrimPrefix(p, "query.")
+		targets = append(targets, "ARGS:"+q, "ARGS_NAMES:"+q)
+	case strings.HasPrefix(p, "headers."):
+		targets = append(targets, "REQUEST_HEADERS:"+strings.TrimPrefix(p, "headers."))
+	case strings.HasPrefix(p, "cookies."):
+		c := strings.TrimPrefix(p, "cookies.")
+		targets = append(targets, "REQUEST_COOKIES:"+c, "REQUEST_COOKIES_NAMES:"+c)
+	case strings.HasPrefix(p, "body."):
+		b := strings.TrimPrefix(p, "body.")
+		j := "json." + strings.NewReplacer("[", ".", "]", "").Replace(b)
+		targets = append(targets, "ARGS:"+b, "ARGS_NAMES:"+b, "ARGS:"+j, "ARGS_NAMES:"+j)
+	}
+	for i, t := range targets {
+		targets[i] = "!" + t
+	}
+	return fmt.Sprintf("SecRuleUpdateTargetById %d \"%s\"", e.rule, strings.Join(targets, "|"))
+}
+
+// Inspect classifies payload and runs the rules over its untrusted fields.
+// It never modifies payload. Mode does not change the Verdict: it is what
+// the rules decide.
+func (in *Inspector) Inspect(payload []byte) Verdict {
+	lim := in.cfg.limits
+	ev := source.Parse(payload, source.Limits{MaxDepth: lim.MaxDepth, MaxFields: lim.MaxFields, MaxValueBytes: lim.MaxValueBytes})
+	v := Verdict{Source: string(ev.Kind), Action: Allow, event: ev}
+	if ev.Kind.HTTP() {
+		if ev.Request != nil {
+			res := in.engine.Request(ev.Request)
+			v.add(res, "", -1, in.cfg.snippets)
+		}
+		return v
+	}
+	v.blocked = make([]bool, len(ev.Records))
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		if i >= lim.MaxRecords {
+			v.blockRecord(i, Finding{Rule: ruleRecords, Message: "Batch exceeds the record limit", Path: rec.Path, Record: rec.Index})
+			continue
+		}
+		res := in.engine.Record(rec)
+		v.add(res, rec.Path, rec.Index, in.cfg.snippets)
+		if res.Blocked {
+			v.blockRecord(i)
+		}
+	}
+	return v
+}
+
+func (v *Verdict) add(res waf.Result, prefix string, record int, snippets bool) {
+	if res.Blocked {
+		v.Action = Deny
+	}
+	v.Score = max(v.Score, res.Score)
+	for _, m := range res.Matches {
+		f := Finding{Rule: m.Rule, Message: m.Message, Path: joinPath(prefix, m.Path), Record: record}
+		if snippets {
+			f.Snippet = snippet(m.Data)
+		}
+		v.Findings = append(v.Findings, f)
+	}
+}
+
+// blockRecord marks record i blocked. Records that sit in an array (Path
+// set) are reported by index; single-record events are not.
+func (v *Verdict) blockRecord(i int, extra ...Finding) {
+	v.Action = Deny
+	v.blocked[i] = true
+	v.Findings = append(v.Findings, extra...)
+	if rec := v.event.Records[i]; rec.Path != "" {
+		v.BlockedRecords = append(v.BlockedRecords, rec.Index)
+	}
+}
+
+func joinPath(prefix, p string) string {
+	switch {
+	case prefix == "":
+		return p
+	case p == "":
+		return prefix
+	}
+	return prefix + "." + p
+}
+
+// snippet keeps at most 32 bytes of a matched value and replaces anything
+// that is not printable ASCII, so a log line can carry neither a whole
+// payload nor terminal escapes.
+func snippet(s string) string {
+	const max = 32
+	var b strings.Builder
+	for i := 0; i < len(s) && i < max; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	if len(s) > max {
+		b.WriteString("…")
+	}
+	return b.String()
+}
+
+// Rules returns the rule ids of the findings, in order, without repeats.
+func (v Verdict) Rules() []int {
+	var ids []int
+	seen := map[int]bool{}
+	for _, f := range v.Findings {
+		if !seen[f.Rule] {
+			seen[f.Rule] = true
+			ids = append(ids, f.Rule)
+		}
+	}
+	return ids
+}

@@ -1,0 +1,269 @@
+package protect
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Mode says what Handler does with an event the rules would block.
+type Mode string
+
+// The modes. Block is the default.
+const (
+	// Block answers the trigger with a refusal it understands (see Handler)
+	// and does not run the handler on the blocked event or records.
+	Block Mode = "block"
+	// Detect logs findings and always runs the handler.
+	Detect Mode = "detect"
+	// Off passes every event straight to the handler, uninspected.
+	Off Mode = "off"
+)
+
+// Limits bound the work done on one event; what exceeds a bound is blocked
+// with a finding (rules 100901-100904), never passed on unseen. The zero
+// value of a field means its default.
+type Limits struct {
+	// MaxDepth is the deepest JSON nesting inspected (default 64).
+	MaxDepth int
+	// MaxFields is the most values inspected in one record or HTTP request
+	// (default 10,000).
+	MaxFields int
+	// MaxValueBytes is the longest single value inspected (default 1 MiB).
+	MaxValueBytes int
+	// MaxRecords is the most records inspected in one batch (default
+	// 10,000, the largest batch any event source mapping delivers).
+	MaxRecords int
+}
+
+// config is what the options build. Defaults are written beside the fields.
+type config struct {
+	mode         Mode         // Block
+	paranoia     int          // 1
+	threshold    int          // 5 (CRS default: one critical rule)
+	partialBatch bool         // false: a blocked record fails the whole batch
+	failClosed   bool         // false: inspection failure runs the handler
+	ruleFiles    []string     // none
+	exclusions   []exclusion  // none
+	limits       Limits       // see Limits
+	logger       *slog.Logger // JSON on stderr
+	snippets     bool         // false: never log matched data
+	runtimeAPI   string       // AWS_LAMBDA_RUNTIME_API
+}
+
+type exclusion struct {
+	rule int
+	path string
+}
+
+func defaults() config {
+	return config{
+		mode:       Block,
+		paranoia:   1,
+		threshold:  5,
+		limits:     Limits{MaxDepth: 64, MaxFields: 10000, MaxValueBytes: 1 << 20, MaxRecords: 10000},
+		runtimeAPI: os.Getenv("AWS_LAMBDA_RUNTIME_API"),
+	}
+}
+
+// Option configures Handler and NewInspector. Options set defaults; the
+// LAMBDARASP_* environment variables override them.
+type Option func(*config)
+
+// WithMode sets the mode (default Block). Variable: LAMBDARASP_MODE.
+func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
+
+// WithParanoia sets the CRS paranoia level, 1 to 4 (default 1). Higher
+// levels catch more and block more clean traffic. Variable:
+// LAMBDARASP_PARANOIA.
+func WithParanoia(level int) Option { return func(c *config) { c.paranoia = level } }
+
+// WithAnomalyThreshold sets the inbound anomaly score at which an event is
+// blocked (default 5: one critical rule). Variable:
+// LAMBDARASP_ANOMALY_THRESHOLD.
+func WithAnomalyThreshold(score int) Option { return func(c *config) { c.threshold = score } }
+
+// WithPartialBatch says the event source mapping has ReportBatchItemFailures
+// on, so blocked SQS, Kinesis and DynamoDB Streams records are returned as
+// batchItemFailures while the rest of the batch is processed (default false:
+// one blocked record fails the whole invocation). Variable:
+// LAMBDARASP_PARTIAL_BATCH.
+func WithPartialBatch(on bool) Option { return func(c *config) { c.partialBatch = on } }
+
+// WithFailClosed blocks events when inspection itself fails (default false:
+// the handler runs and the failure is logged). Variable: LAMBDARASP_FAIL
+// (open or closed).
+func WithFailClosed(on bool) Option { return func(c *config) { c.failClosed = on } }
+
+// WithRuleFiles adds SecLang files, loaded after the built-in rules and
+// before the anomaly evaluation. Variable: LAMBDARASP_RULES (comma-separated
+// paths, added to these).
+func WithRuleFiles(paths ...string) Option {
+	return func(c *config) { c.ruleFiles = append(c.ruleFiles, paths...) }
+}
+
+// WithExclusion turns rule off everywhere (path "") or for the value at path
+// only. Paths are written as findings show them, relative to the record for
+// batch events: "body.comment", "query.q", "headers.referer",
+// "Sns.Message.text". Variable: LAMBDARASP_EXCLUDE ("942100,941100@body.bio").
+func WithExclusion(rule int, path string) Option {
+	return func(c *config) { c.exclusions = append(c.exclusions, exclusion{rule, path}) }
+}
+
+// WithLimits sets the inspection bounds; zero fields keep their defaults.
+// Variables: LAMBDARASP_MAX_DEPTH, LAMBDARASP_MAX_FIELDS,
+// LAMBDARASP_MAX_VALUE_BYTES, LAMBDARASP_MAX_RECORDS.
+func WithLimits(l Limits) Option {
+	return func(c *config) {
+		setIfPositive(&c.limits.MaxDepth, l.MaxDepth)
+		setIfPositive(&c.limits.MaxFields, l.MaxFields)
+		setIfPositive(&c.limits.MaxValueBytes, l.MaxValueBytes)
+		setIfPositive(&c.limits.MaxRecords, l.MaxRecords)
+	}
+}
+
+func setIfPositive(dst *int, v int) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// WithLogger sends finding and failure logs to l (default: JSON lines on
+// stderr, which Lambda ships to CloudWatch Logs).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithLogSnippets adds to each finding up to 32 bytes of the value that
+// matched, control characters replaced (default false: matched data never
+// reaches the logs). Variable: LAMBDARASP_LOG_SNIPPETS.
+func WithLogSnippets(on bool) Option { return func(c *config) { c.snippets = on } }
+
+// Environment variables, read in this one place.
+const (
+	envMode      = "LAMBDARASP_MODE"
+	envParanoia  = "LAMBDARASP_PARANOIA"
+	envThreshold = "LAMBDARASP_ANOMALY_THRESHOLD"
+	envPartial   = "LAMBDARASP_PARTIAL_BATCH"
+	envFail      = "LAMBDARASP_FAIL"
+	envRules     = "LAMBDARASP_RULES"
+	envExclude   = "LAMBDARASP_EXCLUDE"
+	envSnippets  = "LAMBDARASP_LOG_SNIPPETS"
+	envMaxDepth  = "LAMBDARASP_MAX_DEPTH"
+	envMaxFields = "LAMBDARASP_MAX_FIELDS"
+	envMaxValue  = "LAMBDARASP_MAX_VALUE_BYTES"
+	envMaxRecs   = "LAMBDARASP_MAX_RECORDS"
+)
+
+// newConfig applies opts over the defaults, then the environment over both,
+// and validates the result. Errors name the setting and what it accepts.
+func newConfig(getenv func(string) string, opts []Option) (config, error) {
+	c := defaults()
+	for _, o := range opts {
+		o(&c)
+	}
+	if err := c.fromEnv(getenv); err != nil {
+		return c, err
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return c, c.validate()
+}
+
+func (c *config) fromEnv(getenv func(string) string) error {
+	if v := getenv(envMode); v != "" {
+		c.mode = Mode(strings.ToLower(strings.TrimSpace(v)))
+		if !c.mode.valid() {
+			return fmt.Errorf("protect: %s=%q: want block, detect or off", envMode, v)
+		}
+	}
+	ints := []struct {
+		name string
+		dst  *int
+		min  int
+	}{
+		{envParanoia, &c.paranoia, 1}, {envThreshold, &c.threshold, 1},
+		{envMaxDepth, &c.limits.MaxDepth, 1}, {envMaxFields, &c.limits.MaxFields, 1},
+		{envMaxValue, &c.limits.MaxValueBytes, 1}, {envMaxRecs, &c.limits.MaxRecords, 1},
+	}
+	for _, i := range ints {
+		v := getenv(i.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < i.min {
+			return fmt.Errorf("protect: %s=%q: want a whole number, %d or more", i.name, v, i.min)
+		}
+		*i.dst = n
+	}
+	bools := []struct {
+		name string
+		dst  *bool
+	}{{envPartial, &c.partialBatch}, {envSnippets, &c.snippets}}
+	for _, b := range bools {
+		v := getenv(b.name)
+		if v == "" {
+			continue
+		}
+		on, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("protect: %s=%q: want true or false", b.name, v)
+		}
+		*b.dst = on
+	}
+	switch v := strings.ToLower(strings.TrimSpace(getenv(envFail))); v {
+	case "":
+	case "open":
+		c.failClosed = false
+	case "closed":
+		c.failClosed = true
+	default:
+		return fmt.Errorf("protect: %s=%q: want open or closed", envFail, getenv(envFail))
+	}
+	for _, p := range splitList(getenv(envRules)) {
+		c.ruleFiles = append(c.ruleFiles, p)
+	}
+	for _, e := range splitList(getenv(envExclude)) {
+		id, path, _ := strings.Cut(e, "@")
+		n, err := strconv.Atoi(id)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("protect: %s entry %q: want RULE or RULE@PATH, e.g. 942100 or 941100@body.bio", envExclude, e)
+		}
+		c.exclusions = append(c.exclusions, exclusion{n, path})
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (m Mode) valid() bool { return m == Block || m == Detect || m == Off }
+
+func (c *config) validate() error {
+	switch {
+	case !c.mode.valid():
+		return fmt.Errorf("protect: mode %q: want block, detect or off (WithMode, %s)", c.mode, envMode)
+	case c.paranoia < 1 || c.paranoia > 4:
+		return fmt.Errorf("protect: paranoia level %d: want 1 to 4 (WithParanoia, %s)", c.paranoia, envParanoia)
+	case c.threshold < 1:
+		return fmt.Errorf("protect: anomaly threshold %d: want 1 or more (WithAnomalyThreshold, %s)", c.threshold, envThreshold)
+	}
+	for _, e := range c.exclusions {
+		if e.rule <= 0 {
+			return fmt.Errorf("protect: exclusion of rule %d: want a positive rule id (WithExclusion, %s)", e.rule, envExclude)
+		}
+		if strings.ContainsAny(e.path, "\"'|, \t\r\n\\") {
+			return fmt.Errorf("protect: exclusion path %q: quotes, commas, pipes, backslashes and spaces are not allowed (WithExclusion, %s)", e.path, envExclude)
+		}
+	}
+	return nil
+}
