@@ -3,6 +3,7 @@ package source
 import (
 	"encoding/base64"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -61,6 +62,13 @@ func request(kind Kind, m *members) *Request {
 			ct = "application/json"
 		}
 		r.Headers = append(r.Headers, Header{Name: "Content-Type", Value: ct})
+	}
+	// API Gateway and the ALB terminate HTTP and drop the framing headers;
+	// the client's request had a length, so give the rules one (CRS 920180
+	// flags a POST without it).
+	if !hasHeader(r.Headers, "Content-Length") && !hasHeader(r.Headers, "Transfer-Encoding") &&
+		(len(r.Body) > 0 || r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH") {
+		r.Headers = append(r.Headers, Header{Name: "Content-Length", Value: strconv.Itoa(len(r.Body))})
 	}
 	if !hasHeader(r.Headers, "Host") {
 		if d := m.domainName.String(); d != "" {

@@ -73,7 +73,9 @@ func (p *parser) parse() Event {
 	}
 	kind := m.kind()
 	if kind.HTTP() {
-		return Event{Kind: kind, Request: request(kind, &m)}
+		r := request(kind, &m)
+		p.jsonBody(r)
+		return Event{Kind: kind, Request: r}
 	}
 	ev := Event{Kind: kind}
 	switch kind {
@@ -98,6 +100,24 @@ func (p *parser) parse() Event {
 		ev.Records = []Record{r}
 	}
 	return ev
+}
+
+// jsonBody walks a request body that is a JSON document into r.Fields.
+func (p *parser) jsonBody(r *Request) {
+	if c := firstByte(r.Body); c != '{' && c != '[' {
+		return
+	}
+	s := string(r.Body)
+	if !valid(s) {
+		return
+	}
+	var rec Record
+	p.b.begin()
+	mark := p.b.push("body")
+	p.b.walk(s, 0)
+	p.b.pop(mark)
+	p.b.end(&rec)
+	r.JSON, r.Fields, r.Violations = true, rec.Fields, rec.Violations
 }
 
 // text returns a Direct event whose one field is the whole payload.

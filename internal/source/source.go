@@ -70,6 +70,14 @@ type Request struct {
 	Body     []byte // base64 bodies already decoded
 	// RemoteAddr is the client address API Gateway or the ALB saw, or "".
 	RemoteAddr string
+	// JSON is true when Body is a JSON document, whatever Content-Type
+	// says: a Go handler decodes a JSON body regardless of the header, so
+	// an attacker must not be able to hide it from the rules by declaring
+	// text/plain. Its leaves are then in Fields, named body.…, walked under
+	// the same Limits as a record, with Violations for what exceeded them.
+	JSON       bool
+	Fields     []Field
+	Violations []Violation
 }
 
 // Header is one HTTP header line. Multi-value headers give one Header per

@@ -345,7 +345,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayREST,
 		req: &Request{
 			Method: "GET", URI: "/a%20b/%C3%BC?q=a+b&q=x%26y&k%3D=1", Protocol: "HTTP/2.0",
-			Headers: []Header{{"X-A", "1"}, {"X-A", "2"}, {"User-Agent", "ua"}, {"Host", "api.example.com"}},
+			Headers: []Header{{"X-A", "1"}, {"X-A", "2"}, {"User-Agent", "ua"}, {"Content-Length", "8"}, {"Host", "api.example.com"}},
 			Body:    []byte("<script>"), RemoteAddr: "1.2.3.4",
 		},
 	},
@@ -357,7 +357,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayREST,
 		req: &Request{
 			Method: "POST", URI: "/?a=1", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "text/plain"}},
+			Headers: []Header{{"Content-Type", "text/plain"}, {"Content-Length", "11"}},
 			Body:    []byte("not base64!"),
 		},
 	},
@@ -372,8 +372,9 @@ var parseCases = []parseCase{
 		req: &Request{
 			Method: "POST", URI: "/p%20q?a=1&b=%27", Protocol: "HTTP/1.1",
 			Headers: []Header{{"cookie", "pre=0; s=1; t=2"}, {"user-agent", "ua"}, {"accept", "a,b"},
-				{"Host", "x.execute-api.us-east-1.amazonaws.com"}},
+				{"Content-Length", "7"}, {"Host", "x.execute-api.us-east-1.amazonaws.com"}},
 			Body: []byte(`{"a":1}`), RemoteAddr: "5.6.7.8",
+			JSON: true, Fields: []Field{{"body.a", "1"}},
 		},
 	},
 	{
@@ -384,7 +385,7 @@ var parseCases = []parseCase{
 		kind: FunctionURL,
 		req: &Request{
 			Method: "PUT", URI: "/x", Protocol: "HTTP/1.1",
-			Headers: []Header{{"x-h", "v"}, {"Cookie", "c=1"}, {"Host", "abc.lambda-url.us-east-1.on.aws"}},
+			Headers: []Header{{"x-h", "v"}, {"Cookie", "c=1"}, {"Content-Length", "5"}, {"Host", "abc.lambda-url.us-east-1.on.aws"}},
 			Body:    []byte("plain"), RemoteAddr: "1.1.1.1",
 		},
 	},
@@ -415,8 +416,9 @@ var parseCases = []parseCase{
 		kind: APIGatewayWebSocket,
 		req: &Request{
 			Method: "POST", URI: "/", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "application/json"}, {"Host", "ws.example.com"}},
+			Headers: []Header{{"Content-Type", "application/json"}, {"Content-Length", "15"}, {"Host", "ws.example.com"}},
 			Body:    []byte(` {"action":"x"}`), RemoteAddr: "9.9.9.9",
+			JSON: true, Fields: []Field{{"body.action", "x"}},
 		},
 	},
 	{
@@ -426,7 +428,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayWebSocket,
 		req: &Request{
 			Method: "POST", URI: "/", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "text/plain"}},
+			Headers: []Header{{"Content-Type", "text/plain"}, {"Content-Length", "5"}},
 			Body:    []byte("hello"),
 		},
 	},

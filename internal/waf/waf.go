@@ -7,8 +7,6 @@
 package waf
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -23,8 +21,8 @@ import (
 	"github.com/lambdarasp/lambdarasp/rules"
 )
 
-// Engine-made findings: a bound was exceeded, so part of the record was not
-// inspected and the record is blocked rather than passed unseen.
+// Engine-made findings: a bound was exceeded, so part of the input was not
+// inspected and it is blocked rather than passed on unseen.
 const (
 	RuleDepth  = 100901 // JSON nested deeper than the depth limit
 	RuleFields = 100902 // more values in one record than the field limit
@@ -36,7 +34,7 @@ var boundRules = map[source.Bound]struct {
 	msg string
 }{
 	source.BoundDepth:  {RuleDepth, "JSON nesting exceeds the depth limit"},
-	source.BoundFields: {RuleFields, "Record has more values than the field limit"},
+	source.BoundFields: {RuleFields, "More values than the field limit"},
 	source.BoundValue:  {RuleValue, "Value exceeds the value size limit"},
 }
 
@@ -46,11 +44,16 @@ type Engine struct {
 	waf coraza.WAF
 }
 
-// ruleRemover is implemented by Coraza's transaction; the event profile needs
-// it to drop HTTP-only rules per transaction without a second WAF.
-type ruleRemover interface {
-	RemoveRuleByIDRange(start, end int)
-}
+// Coraza's transaction implements these; New checks that it still does.
+type (
+	// ruleRemover lets the event profile drop HTTP-only rules per
+	// transaction, without a second WAF and a second 100 ms init.
+	ruleRemover interface {
+		RemoveRuleByIDRange(start, end int)
+	}
+	// setter lets a JSON body bypass Coraza's JSON parser.
+	setter interface{ Set(string) }
+)
 
 // New compiles the rule set s describes. It costs what Coraza's NewWAF costs
 // (about 100 ms for the full CRS) and is meant to run once, at init.
@@ -68,8 +71,12 @@ func New(s rules.Settings) (*Engine, error) {
 	if _, ok := tx.(ruleRemover); !ok {
 		return nil, errors.New("coraza transaction cannot remove rules by id range: unsupported Coraza version")
 	}
-	if _, ok := tx.(plugintypes.TransactionState); !ok {
+	state, ok := tx.(plugintypes.TransactionState)
+	if !ok {
 		return nil, errors.New("coraza transaction does not expose its variables: unsupported Coraza version")
+	}
+	if _, ok := state.Variables().RequestBodyProcessor().(setter); !ok {
+		return nil, errors.New("coraza request body processor cannot be set: unsupported Coraza version")
 	}
 	return &Engine{waf: w}, nil
 }
@@ -78,8 +85,9 @@ func New(s rules.Settings) (*Engine, error) {
 type Match struct {
 	Rule    int
 	Message string
-	// Path names the matched value: "query.id", "headers.user-agent",
-	// "body.user.name" for requests; the Field name for records.
+	// Path names the matched value: the source.Field name ("body.user.name")
+	// for fields, "query.id", "headers.user-agent", "cookies.s", "uri" for
+	// the rest of a request.
 	Path string
 	// Data is the matched value as Coraza saw it (after transformations),
 	// or "". It is attacker-controlled: callers redact it before logging.
@@ -100,54 +108,35 @@ type Result struct {
 }
 
 // Request inspects one HTTP request as a web server in front of the function
-// would have handed it to Coraza.
+// would have handed it to Coraza, with one difference: a JSON body (r.JSON)
+// reaches the rules as the fields package source walked, named like record
+// fields (see ArgName), instead of through Coraza's JSON parser.
 func (e *Engine) Request(r *source.Request) Result {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	tx.ProcessConnection(r.RemoteAddr, 0, "", 443)
 	tx.ProcessURI(r.URI, r.Method, r.Protocol)
-	ctype := ""
 	for _, h := range r.Headers {
 		tx.AddRequestHeader(h.Name, h.Value)
-		if strings.EqualFold(h.Name, "content-type") {
-			ctype = h.Value
-		}
 	}
 	if tx.ProcessRequestHeaders() == nil {
-		if len(r.Body) > 0 {
-			forceJSON(tx, ctype, r.Body)
+		switch {
+		case r.JSON:
+			// Whatever parser the content type chose, the JSON is ours.
+			tx.(plugintypes.TransactionState).Variables().RequestBodyProcessor().(setter).Set("")
+			addFields(tx, r.Fields)
+			_, _ = tx.ProcessRequestBody()
+		case len(r.Body) > 0:
 			if it, _, err := tx.WriteRequestBody(r.Body); err == nil && it == nil {
 				_, _ = tx.ProcessRequestBody()
 			}
-		} else {
+		default:
 			_, _ = tx.ProcessRequestBody()
 		}
 	}
-	return result(tx, requestPath)
-}
-
-// forceJSON makes Coraza parse a JSON body as JSON even when the request
-// declares another content type: a Go handler calls json.Unmarshal on the
-// body whatever the header says, so an attacker must not hide arguments from
-// the rules by sending "text/plain".
-func forceJSON(tx types.Transaction, ctype string, body []byte) {
-	rbp := tx.(plugintypes.TransactionState).Variables().RequestBodyProcessor()
-	if strings.EqualFold(rbp.Get(), "JSON") {
-		return
-	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
-		return
-	}
-	ct := strings.ToLower(ctype)
-	if strings.HasPrefix(ct, "multipart/") {
-		return
-	}
-	// encoding/json validates with an explicit stack (max depth 10,000), so
-	// this is linear and cannot exhaust the goroutine stack.
-	if setter, ok := rbp.(interface{ Set(string) }); ok && json.Valid(trimmed) {
-		setter.Set("JSON")
-	}
+	res := result(tx, r.Fields, httpPath)
+	addViolations(&res, r.Violations)
+	return res
 }
 
 // Record inspects one event record with the event profile: the HTTP
@@ -161,25 +150,55 @@ func (e *Engine) Record(rec *source.Record) Result {
 	rm.RemoveRuleByIDRange(913000, 913999)
 	rm.RemoveRuleByIDRange(920000, 920999)
 	if tx.ProcessRequestHeaders() == nil {
-		var name []byte
-		for _, f := range rec.Fields {
-			name = ArgName(name[:0], f.Name)
-			tx.AddPostRequestArgument(string(name), f.Value)
-		}
+		addFields(tx, rec.Fields)
 		_, _ = tx.ProcessRequestBody()
 	}
-	res := result(tx, fieldPath(rec.Fields))
-	for _, v := range rec.Violations {
+	res := result(tx, rec.Fields, variablePath)
+	addViolations(&res, rec.Violations)
+	return res
+}
+
+func addFields(tx types.Transaction, fields []source.Field) {
+	var name []byte
+	for _, f := range fields {
+		name = ArgName(name[:0], f.Name)
+		tx.AddPostRequestArgument(string(name), f.Value)
+	}
+}
+
+func addViolations(res *Result, violations []source.Violation) {
+	for _, v := range violations {
 		b := boundRules[v.Bound]
 		res.Blocked = true
 		res.Matches = append(res.Matches, Match{Rule: b.id, Message: b.msg, Path: v.Path})
 	}
-	return res
 }
 
-type namer func(vars plugintypes.TransactionVariables, v variables.RuleVariable, key string) string
+// ArgName appends to dst the name under which a field is handed to Coraza:
+// its path with "/" between segments (body/items/0/name), not the dotted
+// form findings show (body.items[0].name). CRS matches phrases such as
+// ".profile", ".history" or ".credentials" anywhere in ARGS_NAMES
+// (930120; @pm is a substring match), so dot-joined JSON keys make clean
+// events look like file access — Coraza's own JSON body parser has exactly
+// this false positive. "/" joins no such phrase and is not one of the
+// characters CRS counts in 942430-942432.
+func ArgName(dst []byte, path string) []byte {
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case '.', '[':
+			dst = append(dst, '/')
+		case ']':
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
 
-func result(tx types.Transaction, path namer) Result {
+// pather names a match on something other than a field.
+type pather func(vars plugintypes.TransactionVariables, v variables.RuleVariable, key string) string
+
+func result(tx types.Transaction, fields []source.Field, other pather) Result {
 	tx.ProcessLogging()
 	res := Result{Blocked: tx.Interruption() != nil}
 	vars := tx.(plugintypes.TransactionState).Variables()
@@ -194,7 +213,10 @@ func result(tx types.Transaction, path namer) Result {
 			if md.Variable() == variables.TX {
 				continue
 			}
-			m.Path = path(vars, md.Variable(), md.Key())
+			m.Path = fieldName(fields, md.Variable(), md.Key())
+			if m.Path == "" {
+				m.Path = other(vars, md.Variable(), md.Key())
+			}
 			m.Data = md.Value()
 			break
 		}
@@ -220,59 +242,45 @@ func firstValue(v []string) string {
 	return v[0]
 }
 
-// ArgName appends to dst the name under which a field is handed to Coraza:
-// its path with "/" between segments (body/items/0/name), not the dotted
-// form findings show (body.items[0].name). CRS matches phrases such as
-// ".profile", ".history" or ".credentials" anywhere in ARGS_NAMES
-// (930120, @pm is a substring match), so dot-joined JSON keys make clean
-// events look like file access; Coraza's own JSON body parser has exactly
-// this false positive. "/" joins no such phrase and is not one of the
-// characters CRS counts in 942430-942432.
-func ArgName(dst []byte, path string) []byte {
-	for i := 0; i < len(path); i++ {
-		switch c := path[i]; c {
-		case '.', '[':
-			dst = append(dst, '/')
-		case ']':
-		default:
-			dst = append(dst, c)
+// fieldName returns the name of the field whose argument name is key, or
+// "". It runs only for matches, so the scan costs nothing on clean events.
+func fieldName(fields []source.Field, v variables.RuleVariable, key string) string {
+	switch v {
+	case variables.Args, variables.ArgsPost, variables.ArgsNames, variables.ArgsPostNames:
+	default:
+		return ""
+	}
+	var name []byte
+	for _, f := range fields {
+		if name = ArgName(name[:0], f.Name); strings.EqualFold(string(name), key) {
+			return f.Name
 		}
 	}
-	return dst
+	return ""
 }
 
-// fieldPath names a match in a record by finding the field whose argument
-// name matched. It runs only for matches, so the scan costs nothing on
-// clean events.
-func fieldPath(fields []source.Field) namer {
-	return func(_ plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
-		switch v {
-		case variables.Args, variables.ArgsPost, variables.ArgsNames, variables.ArgsPostNames:
-			var name []byte
-			for _, f := range fields {
-				if name = ArgName(name[:0], f.Name); strings.EqualFold(string(name), key) {
-					return f.Name
-				}
-			}
-			return key
-		}
+// variablePath names a match by its variable and key.
+func variablePath(_ plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
+	if key == "" {
 		return strings.ToLower(v.Name())
 	}
+	return key
 }
 
-// requestPath names a match in an HTTP request the way a user reads the
-// event: query.id, headers.user-agent, cookies.session, body.user.name.
-func requestPath(vars plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
+// httpPath names a match in an HTTP request the way a user reads the event:
+// query.id, headers.user-agent, cookies.session, body.comment (form
+// arguments; JSON body fields are named by fieldName).
+func httpPath(vars plugintypes.TransactionVariables, v variables.RuleVariable, key string) string {
 	switch v {
 	case variables.ArgsGet, variables.ArgsGetNames:
 		return "query." + key
 	case variables.ArgsPost, variables.ArgsPostNames:
-		return bodyPath(key)
+		return "body." + key
 	case variables.Args, variables.ArgsNames:
 		if len(vars.ArgsGet().Get(key)) > 0 {
 			return "query." + key
 		}
-		return bodyPath(key)
+		return "body." + key
 	case variables.RequestHeaders, variables.RequestHeadersNames:
 		return "headers." + strings.ToLower(key)
 	case variables.RequestCookies, variables.RequestCookiesNames:
@@ -284,26 +292,4 @@ func requestPath(vars plugintypes.TransactionVariables, v variables.RuleVariable
 		return "body"
 	}
 	return strings.ToLower(v.Name())
-}
-
-// bodyPath turns Coraza's JSON argument names (json.items.0.name) into the
-// path form used everywhere else (body.items[0].name).
-func bodyPath(key string) string {
-	rest, ok := strings.CutPrefix(key, "json")
-	if !ok {
-		return "body." + key
-	}
-	var b strings.Builder
-	b.WriteString("body")
-	for _, seg := range strings.Split(strings.TrimPrefix(rest, "."), ".") {
-		if seg == "" {
-			continue
-		}
-		if _, err := strconv.Atoi(seg); err == nil {
-			b.WriteString("[" + seg + "]")
-		} else {
-			b.WriteString("." + seg)
-		}
-	}
-	return b.String()
 }

@@ -46,13 +46,16 @@ var requestCases = []struct {
 		Headers: hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*")}, true, 942100, "query.id"},
 	{"xss in json body", source.Request{Method: "POST", URI: "/c", Protocol: "HTTP/1.1",
 		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "application/json"),
-		Body:    []byte(`{"user":{"bio":"<script>alert(1)</script>"}}`)}, true, 941100, "body.user.bio"},
+		Body:    []byte(`{"user":{"bio":"<script>alert(1)</script>"}}`),
+		JSON:    true, Fields: []source.Field{{Name: "body.user.bio", Value: "<script>alert(1)</script>"}}}, true, 941100, "body.user.bio"},
 	{"json body sent as text/plain", source.Request{Method: "POST", URI: "/c", Protocol: "HTTP/1.1",
 		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "text/plain"),
-		Body:    []byte(`{"items":[{"cmd":"; cat /etc/passwd"}]}`)}, true, 930120, "body.items[0].cmd"},
+		Body:    []byte(`{"items":[{"cmd":"; cat /etc/passwd"}]}`),
+		JSON:    true, Fields: []source.Field{{Name: "body.items[0].cmd", Value: "; cat /etc/passwd"}}}, true, 930120, "body.items[0].cmd"},
 	{"nosql key in json body", source.Request{Method: "POST", URI: "/login", Protocol: "HTTP/1.1",
 		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "application/json"),
-		Body:    []byte(`{"user":"admin","password":{"$ne":null}}`)}, true, 100100, "body.password.$ne"},
+		Body:    []byte(`{"user":"admin","password":{"$ne":null}}`),
+		JSON:    true, Fields: []source.Field{{Name: "body.user", Value: "admin"}, {Name: "body.password.$ne", Value: "null"}}}, true, 100100, "body.password.$ne"},
 	{"runtime api ssrf", source.Request{Method: "GET", URI: "/fetch?url=http%3A%2F%2F127.0.0.1%3A9001%2Fx", Protocol: "HTTP/1.1",
 		Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*")}, true, rules.RuntimeAPIRule, "query.url"},
 }
@@ -79,12 +82,12 @@ var recordCases = []struct {
 	rule    int
 	path    string
 }{
-	{"clean message", source.Record{Fields: []source.Field{{"body.user.name", "O'Reilly"}, {"body.note", "please select a union rep"}}}, false, 0, ""},
-	{"sqli", source.Record{Fields: []source.Field{{"body.id", "1' or '1'='1"}}}, true, 942100, "body.id"},
-	{"s3 key shell", source.Record{Fields: []source.Field{{"s3.object.key", "img;curl x|sh.png"}}}, true, 100160, "s3.object.key"},
-	{"proto pollution key", source.Record{Fields: []source.Field{{"body.__proto__.admin", "true"}}}, true, 100130, "body.__proto__.admin"},
-	{"json keys that spell dotfiles", source.Record{Fields: []source.Field{{"dynamodb.NewImage.profile.name", "Ada"}, {"body.history[0].credentials", "x"}}}, false, 0, ""},
-	{"metadata ssrf decimal", source.Record{Fields: []source.Field{{"body.url", "http://2852039166/latest/meta-data/"}}}, true, 100110, "body.url"},
+	{"clean message", source.Record{Fields: []source.Field{{Name: "body.user.name", Value: "O'Reilly"}, {Name: "body.note", Value: "please select a union rep"}}}, false, 0, ""},
+	{"sqli", source.Record{Fields: []source.Field{{Name: "body.id", Value: "1' or '1'='1"}}}, true, 942100, "body.id"},
+	{"s3 key shell", source.Record{Fields: []source.Field{{Name: "s3.object.key", Value: "img;curl x|sh.png"}}}, true, 100160, "s3.object.key"},
+	{"proto pollution key", source.Record{Fields: []source.Field{{Name: "body.__proto__.admin", Value: "true"}}}, true, 100130, "body.__proto__.admin"},
+	{"json keys that spell dotfiles", source.Record{Fields: []source.Field{{Name: "dynamodb.NewImage.profile.name", Value: "Ada"}, {Name: "body.history[0].credentials", Value: "x"}}}, false, 0, ""},
+	{"metadata ssrf decimal", source.Record{Fields: []source.Field{{Name: "body.url", Value: "http://2852039166/latest/meta-data/"}}}, true, 100110, "body.url"},
 	{"depth bound", source.Record{Violations: []source.Violation{{Bound: source.BoundDepth, Path: "body.a"}}}, true, RuleDepth, "body.a"},
 }
 
