@@ -64,10 +64,12 @@ func request(kind Kind, m *members) *Request {
 		r.Headers = append(r.Headers, Header{Name: "Content-Type", Value: ct})
 	}
 	// API Gateway and the ALB terminate HTTP and drop the framing headers;
-	// the client's request had a length, so give the rules one (CRS 920180
-	// flags a POST without it).
+	// a client sending a POST, PUT, PATCH or DELETE sent a length, so give
+	// the rules one (CRS 920180 flags a POST without it). A GET that carries
+	// a body gets none: API Gateway passes such bodies on, and the body is
+	// inspected either way.
 	if !hasHeader(r.Headers, "Content-Length") && !hasHeader(r.Headers, "Transfer-Encoding") &&
-		(len(r.Body) > 0 || r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH") {
+		(r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH" || r.Method == "DELETE") {
 		r.Headers = append(r.Headers, Header{Name: "Content-Length", Value: strconv.Itoa(len(r.Body))})
 	}
 	if !hasHeader(r.Headers, "Host") {

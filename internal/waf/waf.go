@@ -114,6 +114,10 @@ type Result struct {
 func (e *Engine) Request(r *source.Request) Result {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
+	rm := tx.(ruleRemover)
+	for _, id := range awsFraming {
+		rm.RemoveRuleByIDRange(id, id)
+	}
 	tx.ProcessConnection(r.RemoteAddr, 0, "", 443)
 	tx.ProcessURI(r.URI, r.Method, r.Protocol)
 	for _, h := range r.Headers {
@@ -127,6 +131,13 @@ func (e *Engine) Request(r *source.Request) Result {
 			addFields(tx, r.Fields)
 			_, _ = tx.ProcessRequestBody()
 		case len(r.Body) > 0:
+			// A body whose content type chose no parser (none, text/plain,
+			// anything CRS does not parse) is parsed as a form, so values
+			// cannot hide behind a missing header: the handler may well
+			// parse them.
+			if rbp := tx.(plugintypes.TransactionState).Variables().RequestBodyProcessor(); rbp.Get() == "" {
+				rbp.(setter).Set("URLENCODED")
+			}
 			if it, _, err := tx.WriteRequestBody(r.Body); err == nil && it == nil {
 				_, _ = tx.ProcessRequestBody()
 			}
@@ -137,6 +148,20 @@ func (e *Engine) Request(r *source.Request) Result {
 	res := result(tx, r.Fields, httpPath)
 	addViolations(&res, r.Violations)
 	return res
+}
+
+// awsFraming are the CRS rules about HTTP framing that AWS's front door
+// owns: API Gateway, the ALB and function URLs terminate HTTP, route by
+// Host, and hand the function an event that often lacks Host,
+// Content-Length or Content-Type. Blocking on their absence would block
+// clean events; none of them inspects a value an injection could hide in.
+var awsFraming = []int{
+	920170, // GET or HEAD request with a body
+	920180, // POST without Content-Length or Transfer-Encoding
+	920280, // missing Host
+	920290, // empty Host
+	920340, // body without Content-Type (notice)
+	920640, // body without Content-Type (critical)
 }
 
 // Record inspects one event record with the event profile: the HTTP
