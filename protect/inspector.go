@@ -103,31 +103,30 @@ func newInspector(cfg config) (*Inspector, error) {
 	return &Inspector{cfg: cfg, engine: engine}, nil
 }
 
-var recordPrefix = regexp.MustCompile(`^(?:Records|records)\[\d+\]\.`)
+var recordPrefix = regexp.MustCompile(`^(?:Records|records)(?:\.[^.\[]+)?\[\d+\]\.`)
 
 // exclusionDirective turns an exclusion into SecLang. A path is excluded in
-// every form the same value can take: a record field (body.a[0]), Coraza's
-// JSON body argument (json.a.0), a query or form argument, a header, a
-// cookie.
+// every form the same value can take: a record field or JSON body field
+// (argument body/a/0, see waf.ArgName), a query or form argument, a header,
+// a cookie.
 func exclusionDirective(e exclusion) string {
 	if e.path == "" {
 		return fmt.Sprintf("SecRuleRemoveById %d", e.rule)
 	}
 	p := recordPrefix.ReplaceAllString(e.path, "")
-	targets := []string{"ARGS:" + p, "ARGS_NAMES:" + p}
-	switch {
-	case strings.HasPrefix(p, "query."):
-		q := strings.TrimPrefix(p, "query.")
-		targets = append(targets, "ARGS:"+q, "ARGS_NAMES:"+q)
-	case strings.HasPrefix(p, "headers."):
-		targets = append(targets, "REQUEST_HEADERS:"+strings.TrimPrefix(p, "headers."))
-	case strings.HasPrefix(p, "cookies."):
-		c := strings.TrimPrefix(p, "cookies.")
-		targets = append(targets, "REQUEST_COOKIES:"+c, "REQUEST_COOKIES_NAMES:"+c)
-	case strings.HasPrefix(p, "body."):
-		b := strings.TrimPrefix(p, "body.")
-		j := "json." + strings.NewReplacer("[", ".", "]", "").Replace(b)
-		targets = append(targets, "ARGS:"+b, "ARGS_NAMES:"+b, "ARGS:"+j, "ARGS_NAMES:"+j)
+	// SecLang reads a "/" in a target key as the start of a regex, so the
+	// field's argument name is matched by an anchored, escaped regex.
+	arg := "/^" + strings.ReplaceAll(regexp.QuoteMeta(string(waf.ArgName(nil, p))), "/", `\/`) + "$/"
+	targets := []string{"ARGS:" + arg, "ARGS_NAMES:" + arg}
+	if kind, rest, ok := strings.Cut(p, "."); ok {
+		switch kind {
+		case "query", "body": // query and form arguments keep their own names
+			targets = append(targets, "ARGS:"+rest, "ARGS_NAMES:"+rest)
+		case "headers":
+			targets = append(targets, "REQUEST_HEADERS:"+rest)
+		case "cookies":
+			targets = append(targets, "REQUEST_COOKIES:"+rest, "REQUEST_COOKIES_NAMES:"+rest)
+		}
 	}
 	for i, t := range targets {
 		targets[i] = "!" + t

@@ -233,21 +233,35 @@ func result(tx types.Transaction, fields []source.Field, other pather) Result {
 		if !reportable(r.ID(), mr.Message()) {
 			continue
 		}
-		m := Match{Rule: r.ID(), Message: mr.Message()}
+		// One match per value the rule matched (a chained rule's later
+		// links and TX captures are not values of the event).
+		first := len(res.Matches)
 		for _, md := range mr.MatchedDatas() {
-			if md.Variable() == variables.TX {
+			if md.Variable() == variables.TX || md.ChainLevel() > 0 {
 				continue
 			}
-			m.Path = fieldName(fields, md.Variable(), md.Key())
-			if m.Path == "" {
-				m.Path = other(vars, md.Variable(), md.Key())
+			path := fieldName(fields, md.Variable(), md.Key())
+			if path == "" {
+				path = other(vars, md.Variable(), md.Key())
 			}
-			m.Data = md.Value()
-			break
+			if !seen(res.Matches[first:], path) {
+				res.Matches = append(res.Matches, Match{Rule: r.ID(), Message: mr.Message(), Path: path, Data: md.Value()})
+			}
 		}
-		res.Matches = append(res.Matches, m)
+		if len(res.Matches) == first {
+			res.Matches = append(res.Matches, Match{Rule: r.ID(), Message: mr.Message()})
+		}
 	}
 	return res
+}
+
+func seen(ms []Match, path string) bool {
+	for _, m := range ms {
+		if m.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // reportable keeps attack findings and drops CRS bookkeeping: initialisation,
