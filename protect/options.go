@@ -261,8 +261,8 @@ func (c *config) validate() error {
 		if e.rule <= 0 {
 			return fmt.Errorf("protect: exclusion of rule %d: want a positive rule id (WithExclusion, %s)", e.rule, envExclude)
 		}
-		if strings.ContainsAny(e.path, "\"'|, \t\r\n\\") {
-			return fmt.Errorf("protect: exclusion path %q: quotes, commas, pipes, backslashes and spaces are not allowed (WithExclusion, %s)", e.path, envExclude)
+		if strings.ContainsAny(e.path, "\"'|, \t\r\n") {
+			return fmt.Errorf("protect: exclusion path %q: quotes, commas, pipes and spaces are not allowed (WithExclusion, %s)", e.path, envExclude)
 		}
 	}
 	return nil

@@ -244,7 +244,10 @@ func (b *builder) s3Key(rec gjson.Result) {
 	if err != nil {
 		text = raw
 	}
-	b.addKey("s3.object.key", text)
+	mark := b.push("s3")
+	b.push("object")
+	b.addKey("key", text)
+	b.pop(mark)
 }
 
 // eventBridgeNotification adds the fields of an EventBridge event found in an

