@@ -154,22 +154,3 @@ func BenchmarkInspect(b *testing.B) {
 		}
 	})
 }
-
-// BenchmarkInit is the cold cost of building the engine: what every cold
-// start pays once.
-func BenchmarkInit(b *testing.B) {
-	b.Run("raw-coraza", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			rawWAF(b)
-		}
-	})
-	b.Run("lambdarasp", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := protect.NewInspector(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
