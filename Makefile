@@ -11,6 +11,8 @@ demo:
 
 test: fmt vet
 	$(GO) test -count=1 ./...
+	@# The CRS regression pass rate, in the output (go test hides the logs of passing tests).
+	@$(GO) test -count=1 -v -run '^TestCRSRegression$$' ./protect | grep 'CRS regression'
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/source
 
 build:
