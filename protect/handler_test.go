@@ -374,3 +374,32 @@ func TestInvalidConfigPanicsAtInit(t *testing.T) {
 	}()
 	Handler(func() {})
 }
+
+func TestPartialBatchStreams(t *testing.T) {
+	evil := b64(`{"q":"1' UNION SELECT password FROM users--"}`)
+	ok := b64(`{"q":"fine"}`)
+	cases := map[string]struct{ event, want string }{
+		"kinesis": {
+			`{"Records":[{"eventSource":"aws:kinesis","kinesis":{"sequenceNumber":"s0","partitionKey":"p","data":"` + ok + `"}},` +
+				`{"eventSource":"aws:kinesis","kinesis":{"sequenceNumber":"s1","partitionKey":"p","data":"` + evil + `"}}]}`,
+			`{"batchItemFailures":[{"itemIdentifier":"s1"}]}`,
+		},
+		"dynamodb": {
+			`{"Records":[{"eventSource":"aws:dynamodb","dynamodb":{"SequenceNumber":"d0","NewImage":{"q":{"S":"1' UNION SELECT password FROM users--"}}}},` +
+				`{"eventSource":"aws:dynamodb","dynamodb":{"SequenceNumber":"d1","NewImage":{"q":{"S":"fine"}}}}]}`,
+			`{"batchItemFailures":[{"itemIdentifier":"d0"}]}`,
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			next := &recorder{out: []byte("null")}
+			out, err := testHandler(t, next, &bytes.Buffer{}, WithPartialBatch(true)).Invoke(invokeCtx(), []byte(c.event))
+			if err != nil || string(out) != c.want {
+				t.Fatalf("got %s, %v; want %s", out, err, c.want)
+			}
+			if next.calls != 1 || strings.Contains(string(next.payloads[0]), "UNION") || strings.Contains(string(next.payloads[0]), evil) {
+				t.Fatalf("handler saw the blocked record: %s", next.payloads)
+			}
+		})
+	}
+}
