@@ -144,85 +144,85 @@ type members struct {
 	http, elb, connectionId, eventType, domainName, protocol, identity gjson.Result
 }
 
-// read fills m from the members of the object root. The first of repeated
-// members wins, as with gjson's Get.
+// read fills m from the members of the object root.
 func (m *members) read(root gjson.Result) {
-	root.ForEach(func(k, v gjson.Result) bool {
-		var f *gjson.Result
-		switch k.Str {
+	readLast(root, func(key string) *gjson.Result {
+		switch key {
 		case "version":
-			f = &m.version
+			return &m.version
 		case "requestContext":
-			f = &m.requestContext
+			return &m.requestContext
 		case "httpMethod":
-			f = &m.httpMethod
+			return &m.httpMethod
 		case "path":
-			f = &m.path
+			return &m.path
 		case "rawPath":
-			f = &m.rawPath
+			return &m.rawPath
 		case "rawQueryString":
-			f = &m.rawQueryString
+			return &m.rawQueryString
 		case "queryStringParameters":
-			f = &m.queryStringParameters
+			return &m.queryStringParameters
 		case "multiValueQueryStringParameters":
-			f = &m.multiValueQueryStringParameters
+			return &m.multiValueQueryStringParameters
 		case "headers":
-			f = &m.headers
+			return &m.headers
 		case "multiValueHeaders":
-			f = &m.multiValueHeaders
+			return &m.multiValueHeaders
 		case "cookies":
-			f = &m.cookies
+			return &m.cookies
 		case "body":
-			f = &m.body
+			return &m.body
 		case "isBase64Encoded":
-			f = &m.isBase64Encoded
+			return &m.isBase64Encoded
 		case "Records":
-			f = &m.Records
+			return &m.Records
 		case "records":
-			f = &m.records
+			return &m.records
 		case "deliveryStreamArn":
-			f = &m.deliveryStreamArn
+			return &m.deliveryStreamArn
 		case "eventSource":
-			f = &m.eventSource
+			return &m.eventSource
 		case "detail-type":
-			f = &m.detailType
+			return &m.detailType
 		case "source":
-			f = &m.source
+			return &m.source
 		case "detail":
-			f = &m.detail
+			return &m.detail
 		case "triggerSource":
-			f = &m.triggerSource
+			return &m.triggerSource
 		case "userPoolId":
-			f = &m.userPoolId
-		default:
-			return true
+			return &m.userPoolId
 		}
-		if !f.Exists() {
-			*f = v
-		}
-		return true
+		return nil
 	})
-	m.requestContext.ForEach(func(k, v gjson.Result) bool {
-		var f *gjson.Result
-		switch k.Str {
+	readLast(m.requestContext, func(key string) *gjson.Result {
+		switch key {
 		case "http":
-			f = &m.http
+			return &m.http
 		case "elb":
-			f = &m.elb
+			return &m.elb
 		case "connectionId":
-			f = &m.connectionId
+			return &m.connectionId
 		case "eventType":
-			f = &m.eventType
+			return &m.eventType
 		case "domainName":
-			f = &m.domainName
+			return &m.domainName
 		case "protocol":
-			f = &m.protocol
+			return &m.protocol
 		case "identity":
-			f = &m.identity
-		default:
-			return true
+			return &m.identity
 		}
-		if !f.Exists() {
+		return nil
+	})
+}
+
+// readLast stores each member of obj that slot names into its slot. Of
+// repeated members the last wins: encoding/json, which decodes the event for
+// the handler, keeps the last, and what is inspected must be what the
+// handler sees.
+func readLast(obj gjson.Result, slot func(key string) *gjson.Result) {
+	obj.ForEach(func(k, v gjson.Result) bool {
+		if f := slot(k.Str); f != nil {
 			*f = v
 		}
 		return true

@@ -378,6 +378,18 @@ var parseCases = []parseCase{
 		},
 	},
 	{
+		// encoding/json keeps the last of repeated members: so must we.
+		name: "apigw-http/repeated-body",
+		payload: `{"version":"2.0","rawPath":"/","body":"first","requestContext":{"http":{"method":"GET"}},` +
+			`"body":"last","requestContext":{"http":{"method":"PUT"}}}`,
+		kind: APIGatewayHTTP,
+		req: &Request{
+			Method: "PUT", URI: "/", Protocol: "HTTP/1.1",
+			Headers: []Header{{"Content-Length", "4"}},
+			Body:    []byte("last"),
+		},
+	},
+	{
 		name: "function-url",
 		payload: `{"version":"2.0","rawPath":"/x","rawQueryString":"","cookies":["c=1"],"headers":{"x-h":"v"},` +
 			`"requestContext":{"domainName":"abc.lambda-url.us-east-1.on.aws","http":{"method":"PUT","sourceIp":"1.1.1.1"}},` +
