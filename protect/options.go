@@ -222,9 +222,7 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	default:
 		return fmt.Errorf("protect: %s=%q: want open or closed", envFail, getenv(envFail))
 	}
-	for _, p := range splitList(getenv(envRules)) {
-		c.ruleFiles = append(c.ruleFiles, p)
-	}
+	c.ruleFiles = append(c.ruleFiles, splitList(getenv(envRules))...)
 	for _, e := range splitList(getenv(envExclude)) {
 		id, path, _ := strings.Cut(e, "@")
 		n, err := strconv.Atoi(id)

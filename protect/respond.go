@@ -102,45 +102,36 @@ func withoutBlocked(payload []byte, v Verdict) ([]byte, int) {
 // partialBatch runs the handler on the clean records and adds the blocked
 // ones to its batchItemFailures.
 func (h *handler) partialBatch(ctx context.Context, payload []byte, v Verdict) ([]byte, error) {
-	clean, kept := withoutBlocked(payload, v)
-	var out []byte
-	if kept > 0 {
-		var err error
-		if out, err = h.next.Invoke(ctx, clean); err != nil {
-			return out, err
-		}
-	}
-	var b bytes.Buffer
-	b.WriteString(`{"batchItemFailures":[`)
-	n := 0
-	gjson.GetBytes(out, "batchItemFailures").ForEach(func(_, item gjson.Result) bool {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(item.Raw)
-		n++
-		return true
-	})
-	for i, rec := range v.event.Records {
-		if !v.blocked[i] {
-			continue
-		}
-		if n > 0 {
-			b.WriteByte(',')
-		}
+	return h.merge(ctx, payload, v, "batchItemFailures", func(b *bytes.Buffer, rec source.Record) {
 		b.WriteString(`{"itemIdentifier":`)
-		writeJSONString(&b, rec.ID)
+		writeJSONString(b, rec.ID)
 		b.WriteByte('}')
-		n++
-	}
-	b.WriteString("]}")
-	return b.Bytes(), nil
+	})
 }
 
 // firehose runs the handler on the clean records and adds the blocked ones
 // to its records with result ProcessingFailed and their original data, so
 // Firehose delivers them to the processing-failed prefix.
 func (h *handler) firehose(ctx context.Context, payload []byte, v Verdict) ([]byte, error) {
+	return h.merge(ctx, payload, v, "records", func(b *bytes.Buffer, rec source.Record) {
+		b.WriteString(`{"recordId":`)
+		writeJSONString(b, rec.ID)
+		b.WriteString(`,"result":"ProcessingFailed","data":`)
+		if data := gjson.GetBytes(payload[rec.Start:rec.End], "data"); data.Type == gjson.String {
+			b.WriteString(data.Raw)
+		} else {
+			b.WriteString(`""`)
+		}
+		b.WriteByte('}')
+	})
+}
+
+// merge runs the handler on the payload without the blocked records (not at
+// all if none is left) and answers {"<member>":[…]}: the items of the
+// handler's own response under member, kept byte for byte, then one item per
+// blocked record, written by item. A handler error is returned as it is: the
+// trigger then retries the whole batch, blocked records included.
+func (h *handler) merge(ctx context.Context, payload []byte, v Verdict, member string, item func(*bytes.Buffer, source.Record)) ([]byte, error) {
 	clean, kept := withoutBlocked(payload, v)
 	var out []byte
 	if kept > 0 {
@@ -150,34 +141,24 @@ func (h *handler) firehose(ctx context.Context, payload []byte, v Verdict) ([]by
 		}
 	}
 	var b bytes.Buffer
-	b.WriteString(`{"records":[`)
+	b.WriteString(`{"` + member + `":[`)
 	n := 0
-	gjson.GetBytes(out, "records").ForEach(func(_, item gjson.Result) bool {
+	sep := func() {
 		if n > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(item.Raw)
 		n++
+	}
+	gjson.GetBytes(out, member).ForEach(func(_, it gjson.Result) bool {
+		sep()
+		b.WriteString(it.Raw)
 		return true
 	})
 	for i, rec := range v.event.Records {
-		if !v.blocked[i] {
-			continue
+		if v.blocked[i] {
+			sep()
+			item(&b, rec)
 		}
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`{"recordId":`)
-		writeJSONString(&b, rec.ID)
-		b.WriteString(`,"result":"ProcessingFailed","data":`)
-		data := gjson.GetBytes(payload[rec.Start:rec.End], "data")
-		if data.Type == gjson.String {
-			b.WriteString(data.Raw)
-		} else {
-			b.WriteString(`""`)
-		}
-		b.WriteByte('}')
-		n++
 	}
 	b.WriteString("]}")
 	return b.Bytes(), nil

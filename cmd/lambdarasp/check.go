@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -102,7 +102,7 @@ func check(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // expand turns a PATH argument into event files: a directory yields every
-// *.json below it, sorted.
+// *.json below it, in WalkDir's lexical order.
 func expand(p string) ([]string, error) {
 	if p == "-" {
 		return []string{p}, nil
@@ -124,7 +124,6 @@ func expand(p string) ([]string, error) {
 		}
 		return nil
 	})
-	sort.Strings(out)
 	if err == nil && len(out) == 0 {
 		err = errors.New("no *.json files in directory")
 	}
@@ -164,15 +163,19 @@ func writeTable(w io.Writer, results []result) {
 			fmt.Fprintf(tw, "%s\t-\terror\t%s\t-\n", r.Path, r.Error)
 			continue
 		}
-		rules := "-"
-		if len(r.Rules) > 0 {
-			rules = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.Rules)), ","), "[]")
-		}
-		recs := "-"
-		if len(r.BlockedRecords) > 0 {
-			recs = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.BlockedRecords)), ","), "[]")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Path, r.Source, r.Action, rules, recs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Path, r.Source, r.Action, ints(r.Rules), ints(r.BlockedRecords))
 	}
 	_ = tw.Flush()
+}
+
+// ints writes a list of numbers for the table: "942100,942190", or "-".
+func ints(ns []int) string {
+	if len(ns) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }

@@ -116,8 +116,9 @@ type Record struct {
 // the full path of a finding is Record.Path + "." + Name. An object key is
 // inspected as part of the Name of the values below it; an empty object or
 // array under a key yields a Field with an empty Value so its key is seen.
-// Keys are used verbatim: a key holding '.' or '[' is not escaped, so two
-// paths can read alike, but every byte of every key is in some Name.
+// Inside a key, '.', '[', ']' and '\\' are escaped with a backslash
+// (`body.java\.lang\.Runtime`), so a Name always splits back into the keys
+// it was built from.
 type Field struct {
 	Name  string
 	Value string

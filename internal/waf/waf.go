@@ -47,7 +47,7 @@ type Engine struct {
 // Coraza's transaction implements these; New checks that it still does.
 type (
 	// ruleRemover lets the event profile drop HTTP-only rules per
-	// transaction, without a second WAF and a second 100 ms init.
+	// transaction, without a second WAF and a second rule compilation.
 	ruleRemover interface {
 		RemoveRuleByIDRange(start, end int)
 	}
@@ -56,7 +56,8 @@ type (
 )
 
 // New compiles the rule set s describes. It costs what Coraza's NewWAF costs
-// (about 100 ms for the full CRS) and is meant to run once, at init.
+// (most of a 70-80 ms cold start, see bench/RESULTS.md) and is meant to run
+// once, at init.
 func New(s rules.Settings) (*Engine, error) {
 	d, err := rules.Directives(s)
 	if err != nil {

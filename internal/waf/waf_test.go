@@ -64,13 +64,7 @@ func TestRequest(t *testing.T) {
 	e := testEngine(t)
 	for _, c := range requestCases {
 		t.Run(c.name, func(t *testing.T) {
-			res := e.Request(&c.req)
-			if res.Blocked != c.blocked {
-				t.Fatalf("blocked = %v, want %v; result %+v", res.Blocked, c.blocked, res)
-			}
-			if c.rule != 0 && !hasMatch(res, c.rule, c.path) {
-				t.Fatalf("no match for rule %d at %q in %+v", c.rule, c.path, res.Matches)
-			}
+			checkResult(t, e.Request(&c.req), c.blocked, c.rule, c.path)
 		})
 	}
 }
@@ -97,22 +91,25 @@ func TestRecord(t *testing.T) {
 	e := testEngine(t)
 	for _, c := range recordCases {
 		t.Run(c.name, func(t *testing.T) {
-			res := e.Record(&c.rec)
-			if res.Blocked != c.blocked {
-				t.Fatalf("blocked = %v, want %v; result %+v", res.Blocked, c.blocked, res)
-			}
-			if c.rule != 0 && !hasMatch(res, c.rule, c.path) {
-				t.Fatalf("no match for rule %d at %q in %+v", c.rule, c.path, res.Matches)
-			}
+			checkResult(t, e.Record(&c.rec), c.blocked, c.rule, c.path)
 		})
 	}
 }
 
-func hasMatch(res Result, rule int, path string) bool {
+// checkResult asserts the verdict and, when rule is set, that rule matched
+// the value at path.
+func checkResult(t *testing.T, res Result, blocked bool, rule int, path string) {
+	t.Helper()
+	if res.Blocked != blocked {
+		t.Fatalf("blocked = %v, want %v; result %+v", res.Blocked, blocked, res)
+	}
+	if rule == 0 {
+		return
+	}
 	for _, m := range res.Matches {
 		if m.Rule == rule && m.Path == path {
-			return true
+			return
 		}
 	}
-	return false
+	t.Fatalf("no match for rule %d at %q in %+v", rule, path, res.Matches)
 }
