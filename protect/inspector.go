@@ -97,7 +97,7 @@ func newInspector(cfg config) (*Inspector, error) {
 	for _, e := range cfg.exclusions {
 		settings.Exclusions = append(settings.Exclusions, exclusionDirective(e))
 	}
-	engine, err := waf.New(settings)
+	engine, err := waf.New(settings, cfg.reference)
 	if err != nil {
 		return nil, fmt.Errorf("protect: load rules: %w", err)
 	}

@@ -51,6 +51,7 @@ type config struct {
 	logger       *slog.Logger // JSON on stderr
 	snippets     bool         // false: never log matched data
 	runtimeAPI   string       // AWS_LAMBDA_RUNTIME_API
+	reference    bool         // false: the fast path decides clean events
 }
 
 type exclusion struct {
@@ -139,6 +140,14 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // reaches the logs). Variable: LAMBDARASP_LOG_SNIPPETS.
 func WithLogSnippets(on bool) Option { return func(c *config) { c.snippets = on } }
 
+// WithReferenceEngine runs every rule over every event, as plain Coraza
+// would (default false). The default engine gives the same verdicts and
+// findings — its tests compare the two — at a fraction of the cost; the
+// reference is there to repeat that comparison, and to keep working if a
+// Coraza upgrade changes what the fast path reads. Variable:
+// LAMBDARASP_ENGINE=reference (or fast, the default).
+func WithReferenceEngine() Option { return func(c *config) { c.reference = true } }
+
 // Environment variables, read in this one place.
 const (
 	envMode      = "LAMBDARASP_MODE"
@@ -153,6 +162,7 @@ const (
 	envMaxFields = "LAMBDARASP_MAX_FIELDS"
 	envMaxValue  = "LAMBDARASP_MAX_VALUE_BYTES"
 	envMaxRecs   = "LAMBDARASP_MAX_RECORDS"
+	envEngine    = "LAMBDARASP_ENGINE"
 )
 
 // newConfig applies opts over the defaults, then the environment over both,
@@ -221,6 +231,15 @@ func (c *config) fromEnv(getenv func(string) string) error {
 		c.failClosed = true
 	default:
 		return fmt.Errorf("protect: %s=%q: want open or closed", envFail, getenv(envFail))
+	}
+	switch v := strings.ToLower(strings.TrimSpace(getenv(envEngine))); v {
+	case "":
+	case "fast":
+		c.reference = false
+	case "reference":
+		c.reference = true
+	default:
+		return fmt.Errorf("protect: %s=%q: want fast or reference", envEngine, getenv(envEngine))
 	}
 	c.ruleFiles = append(c.ruleFiles, splitList(getenv(envRules))...)
 	for _, e := range splitList(getenv(envExclude)) {

@@ -9,6 +9,7 @@ package waf
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,9 @@ var boundRules = map[source.Bound]struct {
 // usable; build one with New.
 type Engine struct {
 	waf coraza.WAF
+	// http and record are the fast-path plans; nil runs every rule on
+	// every event (the reference).
+	http, record *plan
 }
 
 // Coraza's transaction implements these; New checks that it still does.
@@ -50,6 +54,7 @@ type (
 	// transaction, without a second WAF and a second rule compilation.
 	ruleRemover interface {
 		RemoveRuleByIDRange(start, end int)
+		RemoveRuleByID(id int)
 	}
 	// setter lets a JSON body bypass Coraza's JSON parser.
 	setter interface{ Set(string) }
@@ -58,7 +63,11 @@ type (
 // New compiles the rule set s describes. It costs what Coraza's NewWAF costs
 // (most of a 70-80 ms cold start, see bench/RESULTS.md) and is meant to run
 // once, at init.
-func New(s rules.Settings) (*Engine, error) {
+//
+// With reference set, every event runs through every rule (the evaluation
+// the fast path is tested against); otherwise New also reads the compiled
+// rules and plans the fast path (see plan).
+func New(s rules.Settings, reference bool) (*Engine, error) {
 	d, err := rules.Directives(s)
 	if err != nil {
 		return nil, err
@@ -79,7 +88,21 @@ func New(s rules.Settings) (*Engine, error) {
 	if _, ok := state.Variables().RequestBodyProcessor().(setter); !ok {
 		return nil, errors.New("coraza request body processor cannot be set: unsupported Coraza version")
 	}
-	return &Engine{waf: w}, nil
+	e := &Engine{waf: w}
+	if reference {
+		return e, nil
+	}
+	compiled, err := readRules(w)
+	if err != nil {
+		return nil, fmt.Errorf("read compiled rules for the fast path (%w); use the reference engine with this Coraza version", err)
+	}
+	var framing [][2]int
+	for _, id := range awsFraming {
+		framing = append(framing, [2]int{id, id})
+	}
+	e.http = newPlan(w, compiled, framing)
+	e.record = newPlan(w, compiled, recordProfile)
+	return e, nil
 }
 
 // Match is one rule that matched, with where it matched.
@@ -113,49 +136,110 @@ type Result struct {
 // reaches the rules as the fields package source walked, named like record
 // fields (see ArgName), instead of through Coraza's JSON parser.
 func (e *Engine) Request(r *source.Request) Result {
+	p := e.http
+	if p == nil {
+		return e.request(r, nil, nil)
+	}
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
+	prefill(tx, p.static)
+	e.requestHeaders(tx, r)
+	g := newGateEval(p, tx)
+	cand := g.candidates(nil, 1)
+	if r.JSON || len(r.Body) == 0 {
+		requestJSON(tx, r)
+		cand = g.candidates(cand, 2)
+	} else {
+		// Coraza parses this body itself: its values are known only
+		// once phase 2 runs.
+		cand = p.allOf(cand, 2)
+	}
+	if len(cand) == 0 {
+		return p.baseline(r.Violations)
+	}
+	return e.request(r, p, cand)
+}
+
+// request runs Coraza over r: every rule, or with a plan only the gate
+// rules in cand besides the rules the plan keeps.
+func (e *Engine) request(r *source.Request, p *plan, cand []int) Result {
+	tx := e.waf.NewTransaction()
+	defer tx.Close()
+	if p != nil {
+		p.prune(tx, cand)
+	}
 	rm := tx.(ruleRemover)
 	for _, id := range awsFraming {
 		rm.RemoveRuleByIDRange(id, id)
 	}
+	e.requestHeaders(tx, r)
+	if tx.ProcessRequestHeaders() == nil {
+		if r.JSON || len(r.Body) == 0 {
+			requestJSON(tx, r)
+		} else if it, _, err := tx.WriteRequestBody(r.Body); err != nil || it != nil {
+			return finish(tx, r.Fields, httpPath, r.Violations)
+		}
+		_, _ = tx.ProcessRequestBody()
+	}
+	return finish(tx, r.Fields, httpPath, r.Violations)
+}
+
+func (e *Engine) requestHeaders(tx types.Transaction, r *source.Request) {
 	tx.ProcessConnection(r.RemoteAddr, 0, "", 443)
 	tx.ProcessURI(r.URI, r.Method, r.Protocol)
 	for _, h := range r.Headers {
 		tx.AddRequestHeader(h.Name, h.Value)
 	}
-	if tx.ProcessRequestHeaders() == nil {
-		switch {
-		case r.JSON:
-			// Whatever parser the content type chose, the JSON is ours:
-			// the body is not written, so Coraza parses nothing, but the
-			// variables say JSON as they would behind its parser (CRS
-			// 920539 relies on REQBODY_PROCESSOR, 920640 on the length).
-			vars := tx.(plugintypes.TransactionState).Variables()
-			vars.RequestBodyProcessor().(setter).Set("JSON")
-			if n, ok := vars.RequestBodyLength().(setter); ok {
-				n.Set(strconv.Itoa(len(r.Body)))
-			}
-			addFields(tx, r.Fields)
-			_, _ = tx.ProcessRequestBody()
-		case len(r.Body) > 0:
-			// A body whose content type chose no parser (none, text/plain,
-			// anything CRS does not parse) is parsed as a form, so values
-			// cannot hide behind a missing header: the handler may well
-			// parse them.
-			if rbp := tx.(plugintypes.TransactionState).Variables().RequestBodyProcessor(); rbp.Get() == "" {
-				rbp.(setter).Set("URLENCODED")
-			}
-			if it, _, err := tx.WriteRequestBody(r.Body); err == nil && it == nil {
-				_, _ = tx.ProcessRequestBody()
-			}
-		default:
-			_, _ = tx.ProcessRequestBody()
+	setVar(tx, variables.ReqbodyProcessor, bodyProcessor(r))
+}
+
+// bodyProcessor chooses how Coraza reads the body, as the recommended
+// configuration's ctl rules would from the Content-Type, with two
+// differences: a body that is valid JSON is ours whatever its content type
+// says (see package source), and a body no parser claims is parsed as a
+// form, so values cannot hide behind a missing header: the handler may
+// well parse them.
+func bodyProcessor(r *source.Request) string {
+	if r.JSON {
+		return "JSON"
+	}
+	var ct string
+	for _, h := range r.Headers {
+		if strings.EqualFold(h.Name, "content-type") {
+			ct = strings.ToLower(strings.TrimSpace(h.Value))
 		}
 	}
-	res := result(tx, r.Fields, httpPath)
-	addViolations(&res, r.Violations)
-	return res
+	switch {
+	case xmlType.MatchString(ct):
+		return "XML"
+	case strings.HasPrefix(ct, "application/json"), jsonType.MatchString(ct):
+		return "JSON"
+	case strings.HasPrefix(ct, "multipart/form-data"):
+		return "MULTIPART"
+	}
+	return "URLENCODED"
+}
+
+var (
+	xmlType  = regexp.MustCompile(`^(?:application(?:/soap\+|/)|text/)xml`)
+	jsonType = regexp.MustCompile(`^application/[a-z0-9.-]+[+]json`)
+)
+
+// requestJSON hands a JSON body to the rules: the body is not written, so
+// Coraza parses nothing, but the variables say JSON as they would behind
+// its parser (CRS 920539 relies on REQBODY_PROCESSOR, 920640 on the
+// length).
+func requestJSON(tx types.Transaction, r *source.Request) {
+	if len(r.Body) > 0 {
+		setVar(tx, variables.RequestBodyLength, strconv.Itoa(len(r.Body)))
+	}
+	addFields(tx, r.Fields)
+}
+
+func setVar(tx types.Transaction, v variables.RuleVariable, value string) {
+	if s, ok := tx.(plugintypes.TransactionState).Collection(v).(setter); ok {
+		s.Set(value)
+	}
 }
 
 // awsFraming are the CRS rules about HTTP framing that AWS's front door
@@ -172,22 +256,52 @@ var awsFraming = []int{
 	920640, // body without Content-Type (critical)
 }
 
-// Record inspects one event record with the event profile: the HTTP
-// protocol rules (911 method, 913 scanners, 920 protocol enforcement) do not
-// run, since a queue message has no request line or Host header to check.
+// recordProfile are the rules an event record skips: the HTTP protocol
+// rules (911 method, 913 scanners, 920 protocol enforcement), since a queue
+// message has no request line or Host header to check.
+var recordProfile = [][2]int{{911000, 911999}, {913000, 913999}, {920000, 920999}}
+
+// Record inspects one event record with the event profile.
 func (e *Engine) Record(rec *source.Record) Result {
+	p := e.record
+	if p == nil {
+		return e.recordRun(rec, nil, nil)
+	}
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
+	prefill(tx, p.static)
+	setVar(tx, variables.ReqbodyProcessor, "JSON")
+	g := newGateEval(p, tx)
+	cand := g.candidates(nil, 1)
+	addFields(tx, rec.Fields)
+	cand = g.candidates(cand, 2)
+	if len(cand) == 0 {
+		return p.baseline(rec.Violations)
+	}
+	return e.recordRun(rec, p, cand)
+}
+
+func (e *Engine) recordRun(rec *source.Record, p *plan, cand []int) Result {
+	tx := e.waf.NewTransaction()
+	defer tx.Close()
+	if p != nil {
+		p.prune(tx, cand)
+	}
 	rm := tx.(ruleRemover)
-	rm.RemoveRuleByIDRange(911000, 911999)
-	rm.RemoveRuleByIDRange(913000, 913999)
-	rm.RemoveRuleByIDRange(920000, 920999)
+	for _, rg := range recordProfile {
+		rm.RemoveRuleByIDRange(rg[0], rg[1])
+	}
+	setVar(tx, variables.ReqbodyProcessor, "JSON")
 	if tx.ProcessRequestHeaders() == nil {
 		addFields(tx, rec.Fields)
 		_, _ = tx.ProcessRequestBody()
 	}
-	res := result(tx, rec.Fields, variablePath)
-	addViolations(&res, rec.Violations)
+	return finish(tx, rec.Fields, variablePath, rec.Violations)
+}
+
+func finish(tx types.Transaction, fields []source.Field, other pather, violations []source.Violation) Result {
+	res := result(tx, fields, other)
+	addViolations(&res, violations)
 	return res
 }
 

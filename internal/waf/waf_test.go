@@ -17,7 +17,7 @@ var (
 func testEngine(t testing.TB) *Engine {
 	t.Helper()
 	engineOnce.Do(func() {
-		engine, engineErr = New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"})
+		engine, engineErr = New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}, false)
 	})
 	if engineErr != nil {
 		t.Fatal(engineErr)

@@ -1,0 +1,411 @@
+package waf
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/lambdarasp/lambdarasp/internal/source"
+)
+
+// A plan is what the fast path knows about the rule set under one profile
+// (HTTP requests or event records), worked out once at New.
+//
+// Every rule falls in one of three classes:
+//
+//   - static: reads no input, only TX variables that no input-reading rule
+//     writes (paranoia level, thresholds, allowed content types: CRS
+//     initialisation and paranoia-level skips). It does the same thing in
+//     every transaction.
+//   - gate: its first link reads the input (ARGS, headers, URI, …). It can
+//     only have an effect if that first link matches some value.
+//   - derived: reads TX variables that gate rules write (the anomaly score
+//     evaluation). With no gate rule matching, it sees what it saw in the
+//     baseline.
+//
+// The baseline is a transaction with every gate rule removed. Hence the
+// fast path: when no gate rule's first link matches any value of an event
+// (decided by evaluating exactly that link, with Coraza's own operator and
+// transformation objects), the event's result is the baseline's, and
+// Coraza need not run. When some do, Coraza runs with every gate rule that
+// cannot match removed and the static rules replaced by the TX values they
+// set: the same evaluation, minus rules that would not have matched.
+type plan struct {
+	rules  []*compiledRule
+	gate   []gateRule
+	keep   []bool            // rule index → never removed (derived, flow)
+	static map[string]string // TX variables static rules set, and their values
+	remove []int             // static rule ids removed on every slow run
+	// base is the result when no gate rule matches.
+	base Result
+	// skipAfter[i] > 0: a kept rule with skip:N sits at index i.
+	skip []int
+}
+
+type gateRule struct {
+	index   int // in plan.rules
+	r       *compiledRule
+	chain   int // transformation chain id, for the per-event cache
+	unknown bool
+	atoms   []string // nil: the operator always runs
+}
+
+var (
+	setvarRx   = regexp.MustCompile(`(?i)setvar:'?!?tx\.([^=',"]*)`)
+	macroRx    = regexp.MustCompile(`%\{([^}]*)\}`)
+	skipRx     = regexp.MustCompile(`(?i)[,"]skip:'?(\d+)`)
+	removeSafe = map[string]bool{"setvar": true, "pass": true, "nolog": true, "log": true, "auditlog": true, "noauditlog": true, "t": true}
+)
+
+// txNames is a set of TX variable names, with prefixes for names built by
+// macros (setvar:tx.paramcounter_%{MATCHED_VAR_NAME}).
+type txNames struct {
+	names    map[string]bool
+	prefixes []string
+}
+
+func (n *txNames) has(name string) bool {
+	if n.names[name] {
+		return true
+	}
+	for _, p := range n.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *txNames) add(name string) bool {
+	if i := strings.Index(name, "%{"); i >= 0 {
+		p := name[:i]
+		for _, q := range n.prefixes {
+			if q == p {
+				return false
+			}
+		}
+		n.prefixes = append(n.prefixes, p)
+		return true
+	}
+	if n.names[name] {
+		return false
+	}
+	n.names[name] = true
+	return true
+}
+
+// ruleFacts is what one rule (with its chain) reads and writes.
+type ruleFacts struct {
+	readsInput  bool     // any link reads a non-TX variable or macro
+	headInput   bool     // the first link reads a non-TX variable
+	txReads     []string // TX names read ("*" for a regex key)
+	writes      []string
+	headTXReads []string
+	headMacros  []string // TX names in the first link's operator argument
+	headOther   bool     // the first link's operator argument has a non-TX macro
+}
+
+func factsOf(r *compiledRule) ruleFacts {
+	var f ruleFacts
+	for c, head := r, true; c != nil; c, head = c.chain, false {
+		for _, v := range c.vars {
+			if v.v != variables.TX {
+				f.readsInput = true
+				if head {
+					f.headInput = true
+				}
+				continue
+			}
+			name := strings.ToLower(v.keyStr)
+			if v.keyRx != nil || name == "" {
+				name = "*"
+			}
+			f.txReads = append(f.txReads, name)
+			if head {
+				f.headTXReads = append(f.headTXReads, name)
+			}
+		}
+		for _, m := range macroRx.FindAllStringSubmatch(c.raw, -1) {
+			ref := strings.ToLower(m[1])
+			name, ok := strings.CutPrefix(ref, "tx.")
+			switch {
+			case ok:
+				f.txReads = append(f.txReads, name)
+			case strings.HasPrefix(ref, "rule."):
+			default:
+				f.readsInput = true
+			}
+		}
+		if head {
+			for _, m := range macroRx.FindAllStringSubmatch(c.opData, -1) {
+				ref := strings.ToLower(m[1])
+				if name, ok := strings.CutPrefix(ref, "tx."); ok {
+					f.headMacros = append(f.headMacros, name)
+				} else {
+					f.headOther = true
+				}
+			}
+		}
+		for _, m := range setvarRx.FindAllStringSubmatch(c.raw, -1) {
+			f.writes = append(f.writes, strings.ToLower(m[1]))
+		}
+		if c.capture {
+			f.writes = append(f.writes, "0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+		}
+	}
+	return f
+}
+
+// newPlan classifies rules for one profile: removed are the rule id ranges
+// the profile removes in every transaction.
+func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
+	p := &plan{rules: rules, keep: make([]bool, len(rules)), skip: make([]int, len(rules))}
+	inProfile := func(r *compiledRule) bool {
+		for _, rg := range removed {
+			if r.id >= rg[0] && r.id <= rg[1] {
+				return false
+			}
+		}
+		return true
+	}
+	facts := make([]ruleFacts, len(rules))
+	for i, r := range rules {
+		facts[i] = factsOf(r)
+	}
+	// Dynamic TX names: written by a rule that is not static. Static
+	// depends on dynamic, so iterate to a fixed point.
+	dyn := txNames{names: map[string]bool{"*": true}}
+	static := make([]bool, len(rules))
+	for changed := true; changed; {
+		changed = false
+		for i, r := range rules {
+			f := &facts[i]
+			static[i] = inProfile(r) && !f.readsInput && !readsAny(&dyn, f.txReads)
+			if static[i] {
+				continue
+			}
+			for _, name := range f.writes {
+				if dyn.add(name) {
+					changed = true
+				}
+			}
+		}
+		// A static name written after a rule that is not static reads it
+		// would be read before it is set: make it dynamic.
+		for i := range rules {
+			if !static[i] {
+				continue
+			}
+			for j := 0; j < i; j++ {
+				if static[j] || !inProfile(rules[j]) {
+					continue
+				}
+				for _, name := range facts[i].writes {
+					if contains(facts[j].txReads, name) && dyn.add(name) {
+						changed = true
+					}
+				}
+			}
+		}
+	}
+
+	// The baseline: every gate rule removed.
+	var gateIDs []int
+	for i, r := range rules {
+		if inProfile(r) && !static[i] && facts[i].headInput {
+			gateIDs = append(gateIDs, r.id)
+		}
+	}
+	tx := w.NewTransaction()
+	rm := tx.(ruleRemover)
+	for _, rg := range removed {
+		rm.RemoveRuleByIDRange(rg[0], rg[1])
+	}
+	for _, id := range gateIDs {
+		tx.(ruleRemover).RemoveRuleByID(id)
+	}
+	tx.ProcessRequestHeaders()
+	_, _ = tx.ProcessRequestBody()
+	p.base = result(tx, nil, variablePath)
+	matched := map[int]bool{}
+	for _, mr := range tx.MatchedRules() {
+		matched[mr.Rule().ID()] = true
+	}
+	p.static = map[string]string{}
+	for _, md := range tx.(plugintypes.TransactionState).Variables().TX().FindAll() {
+		if name := strings.ToLower(md.Key()); !dyn.has(name) {
+			p.static[name] = md.Value()
+		}
+	}
+	tx.Close()
+
+	// Reachability: paranoia-level skips are static, so the baseline's
+	// matches say which sections no transaction reaches.
+	reachable := make([]bool, len(rules))
+	mark := ""
+	for i, r := range rules {
+		if mark != "" {
+			if r.secMark == mark {
+				mark = ""
+			}
+			continue
+		}
+		reachable[i] = r.id != 0 && inProfile(r)
+		if static[i] && matched[r.id] {
+			if m := skipAfterOf(r); m != "" {
+				mark = m
+			}
+		}
+	}
+
+	chains := map[string]int{}
+	for i, r := range rules {
+		f := &facts[i]
+		if n := skipOf(r); n > 0 {
+			p.skip[i] = n
+		}
+		switch {
+		case !inProfile(r) || r.id == 0:
+		case static[i]:
+			if !matched[r.id] || removableStatic(r) {
+				p.remove = append(p.remove, r.id)
+			} else {
+				p.keep[i] = true
+			}
+		case !f.headInput:
+			p.keep[i] = true
+		case reachable[i]:
+			g := gateRule{index: i, r: r}
+			g.unknown = r.op == nil || r.phase < 1 || r.phase > 2 || f.headOther ||
+				readsAny(&dyn, f.headTXReads) || readsAny(&dyn, f.headMacros)
+			key := ""
+			for _, id := range r.transIDs {
+				key += strconv.FormatUint(uint64(id), 16) + ","
+			}
+			if r.multiMatch {
+				key = "multi:" + key
+			}
+			if _, ok := chains[key]; !ok {
+				chains[key] = len(chains)
+			}
+			g.chain = chains[key]
+			if r.opName == "rx" && !r.negated {
+				if set, ok := atoms(r.opData); ok {
+					g.atoms = set
+				}
+			}
+			p.gate = append(p.gate, g)
+		default:
+			// Unreachable at this paranoia level: skipped by a kept
+			// static rule, or removed with the other gate rules.
+			p.remove = append(p.remove, r.id)
+		}
+	}
+	return p
+}
+
+func removableStatic(r *compiledRule) bool {
+	if r.hasMsg || r.chain != nil {
+		return false
+	}
+	for _, a := range r.actions {
+		if !removeSafe[a] {
+			return false
+		}
+	}
+	return true
+}
+
+func skipAfterOf(r *compiledRule) string {
+	for _, a := range r.actions {
+		if a == "skipafter" {
+			i := strings.Index(strings.ToLower(r.raw), "skipafter:")
+			rest := r.raw[i+len("skipafter:"):]
+			rest = strings.TrimPrefix(rest, "'")
+			end := strings.IndexAny(rest, "',\"")
+			if end < 0 {
+				end = len(rest)
+			}
+			return rest[:end]
+		}
+	}
+	return ""
+}
+
+func skipOf(r *compiledRule) int {
+	if m := skipRx.FindStringSubmatch(r.raw); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+func readsAny(n *txNames, names []string) bool {
+	for _, name := range names {
+		if n.has(name) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// prune removes from tx every rule the plan proved irrelevant: static
+// rules (their TX values are prefilled instead), unreachable rules, and
+// gate rules not in cand. A rule that a possibly running skip:N would skip
+// stays, so the skip counts the same rules.
+func (p *plan) prune(tx types.Transaction, cand []int) {
+	prefill(tx, p.static)
+	for _, id := range p.remove {
+		tx.(ruleRemover).RemoveRuleByID(id)
+	}
+	isCand := make([]bool, len(p.rules))
+	for _, c := range cand {
+		isCand[p.gate[c].index] = true
+	}
+	protect := make([]bool, len(p.rules))
+	for i, n := range p.skip {
+		if n == 0 || !(p.keep[i] || isCand[i]) {
+			continue
+		}
+		for j := i + 1; j < len(p.rules) && n > 0; j++ {
+			if p.rules[j].phase == p.rules[i].phase {
+				protect[j] = true
+				n--
+			}
+		}
+	}
+	for _, g := range p.gate {
+		if !isCand[g.index] && !protect[g.index] {
+			tx.(ruleRemover).RemoveRuleByID(g.r.id)
+		}
+	}
+}
+
+// baseline is the result of an event no gate rule matches.
+func (p *plan) baseline(violations []source.Violation) Result {
+	res := p.base
+	res.Matches = append([]Match(nil), p.base.Matches...)
+	addViolations(&res, violations)
+	return res
+}
+
+func prefill(tx types.Transaction, static map[string]string) {
+	col := tx.(plugintypes.TransactionState).Variables().TX()
+	for k, v := range static {
+		col.Set(k, []string{v})
+	}
+}
