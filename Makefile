@@ -12,7 +12,7 @@ demo:
 test: fmt vet
 	$(GO) test -count=1 ./...
 	@# The CRS regression pass rate, in the output (go test hides the logs of passing tests).
-	@$(GO) test -count=1 -v -run '^TestCRSRegression$$' ./protect | grep 'CRS regression'
+	@$(GO) test -count=1 -v -run '^(TestCRSRegression|TestFastPathMatchesReference)$$' ./protect | grep -a 'CRS regression\|fast path vs reference'
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/source
 
 build:
@@ -23,6 +23,7 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/source
+	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime 60s ./protect
 
 fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

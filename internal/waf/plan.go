@@ -272,7 +272,10 @@ func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
 		switch {
 		case !inProfile(r) || r.id == 0:
 		case static[i]:
-			if !matched[r.id] || removableStatic(r) {
+			// A static rule that initialises a variable other rules
+			// change (tx.inbound_anomaly_score_pl1=0) must run: only
+			// static variables are prefilled.
+			if !matched[r.id] || (removableStatic(r) && !readsAny(&dyn, f.writes)) {
 				p.remove = append(p.remove, r.id)
 			} else {
 				p.keep[i] = true
