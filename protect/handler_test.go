@@ -347,9 +347,11 @@ func TestConfigFromEnv(t *testing.T) {
 		{map[string]string{"LAMBDARASP_PARANOIA": "x"}, `LAMBDARASP_PARANOIA="x": want a whole number`},
 		{map[string]string{"LAMBDARASP_PARTIAL_BATCH": "yes"}, `LAMBDARASP_PARTIAL_BATCH="yes": want true or false`},
 		{map[string]string{"LAMBDARASP_FAIL": "shut"}, `LAMBDARASP_FAIL="shut": want open or closed`},
+		{map[string]string{"LAMBDARASP_ENGINE": "slow"}, `LAMBDARASP_ENGINE="slow": want fast or reference`},
 		{map[string]string{"LAMBDARASP_EXCLUDE": "abc"}, `LAMBDARASP_EXCLUDE entry "abc"`},
 		{map[string]string{"LAMBDARASP_EXCLUDE": "942100@a b"}, `exclusion path "a b"`},
-		{map[string]string{"LAMBDARASP_MODE": "Detect", "LAMBDARASP_PARANOIA": "2", "LAMBDARASP_EXCLUDE": "942100, 941100@body.bio"}, ""},
+		{map[string]string{"LAMBDARASP_MODE": "Detect", "LAMBDARASP_PARANOIA": "2", "LAMBDARASP_EXCLUDE": "942100, 941100@body.bio",
+			"LAMBDARASP_FAIL": "Closed", "LAMBDARASP_ENGINE": "reference"}, ""},
 	}
 	for _, c := range cases {
 		cfg, err := newConfig(func(k string) string { return c.env[k] }, []Option{WithMode(Block)})
@@ -359,7 +361,7 @@ func TestConfigFromEnv(t *testing.T) {
 		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
 			t.Fatalf("%v: error %v, want %q", c.env, err, c.wantErr)
 		}
-		if c.wantErr == "" && (cfg.mode != Detect || cfg.paranoia != 2 || len(cfg.exclusions) != 2) {
+		if c.wantErr == "" && (cfg.mode != Detect || cfg.paranoia != 2 || len(cfg.exclusions) != 2 || !cfg.failClosed || !cfg.reference) {
 			t.Fatalf("env did not override options: %+v", cfg)
 		}
 	}

@@ -223,23 +223,19 @@ func (c *config) fromEnv(getenv func(string) string) error {
 		}
 		*b.dst = on
 	}
-	switch v := strings.ToLower(strings.TrimSpace(getenv(envFail))); v {
-	case "":
-	case "open":
-		c.failClosed = false
-	case "closed":
-		c.failClosed = true
-	default:
-		return fmt.Errorf("protect: %s=%q: want open or closed", envFail, getenv(envFail))
-	}
-	switch v := strings.ToLower(strings.TrimSpace(getenv(envEngine))); v {
-	case "":
-	case "fast":
-		c.reference = false
-	case "reference":
-		c.reference = true
-	default:
-		return fmt.Errorf("protect: %s=%q: want fast or reference", envEngine, getenv(envEngine))
+	choices := []struct {
+		name    string
+		off, on string
+		dst     *bool
+	}{{envFail, "open", "closed", &c.failClosed}, {envEngine, "fast", "reference", &c.reference}}
+	for _, ch := range choices {
+		switch v := strings.ToLower(strings.TrimSpace(getenv(ch.name))); v {
+		case "":
+		case ch.off, ch.on:
+			*ch.dst = v == ch.on
+		default:
+			return fmt.Errorf("protect: %s=%q: want %s or %s", ch.name, getenv(ch.name), ch.off, ch.on)
+		}
 	}
 	c.ruleFiles = append(c.ruleFiles, splitList(getenv(envRules))...)
 	for _, e := range splitList(getenv(envExclude)) {

@@ -38,12 +38,12 @@ import (
 type plan struct {
 	rules  []*compiledRule
 	gate   []gateRule
-	keep   []bool            // rule index → never removed (derived, flow)
-	static map[string]string // TX variables static rules set, and their values
-	remove []int             // static rule ids removed on every slow run
+	keep   []bool    // rule index → never removed (derived, flow)
+	static []txValue // TX variables static rules set, and their values
+	remove []int     // static and unreachable rule ids, removed on every slow run
 	// base is the result when no gate rule matches.
 	base Result
-	// skipAfter[i] > 0: a kept rule with skip:N sits at index i.
+	// skip[i] = N: the rule at index i has skip:N.
 	skip []int
 }
 
@@ -197,18 +197,24 @@ func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
 		}
 		// A static name written after a rule that is not static reads it
 		// would be read before it is set: make it dynamic.
+		firstReader := map[string]int{}
+		for j := range rules {
+			if static[j] || !inProfile(rules[j]) {
+				continue
+			}
+			for _, name := range facts[j].txReads {
+				if _, ok := firstReader[name]; !ok {
+					firstReader[name] = j
+				}
+			}
+		}
 		for i := range rules {
 			if !static[i] {
 				continue
 			}
-			for j := 0; j < i; j++ {
-				if static[j] || !inProfile(rules[j]) {
-					continue
-				}
-				for _, name := range facts[i].writes {
-					if contains(facts[j].txReads, name) && dyn.add(name) {
-						changed = true
-					}
+			for _, name := range facts[i].writes {
+				if j, ok := firstReader[name]; ok && j < i && dyn.add(name) {
+					changed = true
 				}
 			}
 		}
@@ -236,10 +242,9 @@ func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
 	for _, mr := range tx.MatchedRules() {
 		matched[mr.Rule().ID()] = true
 	}
-	p.static = map[string]string{}
 	for _, md := range tx.(plugintypes.TransactionState).Variables().TX().FindAll() {
 		if name := strings.ToLower(md.Key()); !dyn.has(name) {
-			p.static[name] = md.Value()
+			p.static = append(p.static, txValue{name, md.Value()})
 		}
 	}
 	tx.Close()
@@ -357,15 +362,6 @@ func readsAny(n *txNames, names []string) bool {
 	return false
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // prune removes from tx every rule the plan proved irrelevant: static
 // rules (their TX values are prefilled instead), unreachable rules, and
 // gate rules not in cand. A rule that a possibly running skip:N would skip
@@ -406,9 +402,12 @@ func (p *plan) baseline(violations []source.Violation) Result {
 	return res
 }
 
-func prefill(tx types.Transaction, static map[string]string) {
+type txValue struct{ name, value string }
+
+func prefill(tx types.Transaction, static []txValue) {
 	col := tx.(plugintypes.TransactionState).Variables().TX()
-	for k, v := range static {
-		col.Set(k, []string{v})
+	for _, v := range static {
+		// A fresh slice each time: Coraza changes values in place.
+		col.Set(v.name, []string{v.value})
 	}
 }

@@ -3,7 +3,8 @@
 //
 // An Engine is built once (it parses and compiles every rule: the expensive
 // part of a cold start) and is safe for concurrent use. Each Request or
-// Record call runs one Coraza transaction.
+// Record call first asks the fast path (plan.go, gate.go) which rules could
+// match; Coraza then runs with only those, or not at all when none can.
 package waf
 
 import (
@@ -61,8 +62,9 @@ type (
 )
 
 // New compiles the rule set s describes. It costs what Coraza's NewWAF costs
-// (most of a 70-80 ms cold start, see bench/RESULTS.md) and is meant to run
-// once, at init.
+// (most of a 70-80 ms cold start, see bench/RESULTS.md) plus the fast-path
+// plan (two baseline transactions; its cold cost is not measured yet) and
+// is meant to run once, at init.
 //
 // With reference set, every event runs through every rule (the evaluation
 // the fast path is tested against); otherwise New also reads the compiled
@@ -140,6 +142,16 @@ func (e *Engine) Request(r *source.Request) Result {
 	if p == nil {
 		return e.request(r, nil, nil)
 	}
+	if cand := e.requestGate(r); len(cand) > 0 {
+		return e.request(r, p, cand)
+	}
+	return p.baseline(r.Violations)
+}
+
+// requestGate returns the gate rules (indexes in e.http.gate) that could
+// match r.
+func (e *Engine) requestGate(r *source.Request) []int {
+	p := e.http
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	prefill(tx, p.static)
@@ -148,16 +160,11 @@ func (e *Engine) Request(r *source.Request) Result {
 	cand := g.candidates(nil, 1)
 	if r.JSON || len(r.Body) == 0 {
 		requestJSON(tx, r)
-		cand = g.candidates(cand, 2)
-	} else {
-		// Coraza parses this body itself: its values are known only
-		// once phase 2 runs.
-		cand = p.allOf(cand, 2)
+		return g.candidates(cand, 2)
 	}
-	if len(cand) == 0 {
-		return p.baseline(r.Violations)
-	}
-	return e.request(r, p, cand)
+	// Coraza parses this body itself: its values are known only once
+	// phase 2 runs.
+	return p.allOf(cand, 2)
 }
 
 // request runs Coraza over r: every rule, or with a plan only the gate
@@ -267,6 +274,16 @@ func (e *Engine) Record(rec *source.Record) Result {
 	if p == nil {
 		return e.recordRun(rec, nil, nil)
 	}
+	if cand := e.recordGate(rec); len(cand) > 0 {
+		return e.recordRun(rec, p, cand)
+	}
+	return p.baseline(rec.Violations)
+}
+
+// recordGate returns the gate rules (indexes in e.record.gate) that could
+// match rec.
+func (e *Engine) recordGate(rec *source.Record) []int {
+	p := e.record
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	prefill(tx, p.static)
@@ -274,11 +291,7 @@ func (e *Engine) Record(rec *source.Record) Result {
 	g := newGateEval(p, tx)
 	cand := g.candidates(nil, 1)
 	addFields(tx, rec.Fields)
-	cand = g.candidates(cand, 2)
-	if len(cand) == 0 {
-		return p.baseline(rec.Violations)
-	}
-	return e.recordRun(rec, p, cand)
+	return g.candidates(cand, 2)
 }
 
 func (e *Engine) recordRun(rec *source.Record, p *plan, cand []int) Result {
