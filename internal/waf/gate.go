@@ -1,6 +1,10 @@
 package waf
 
 import (
+	"fmt"
+	"io/fs"
+	"math/bits"
+	"path"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -11,15 +15,211 @@ import (
 	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
-// gateEval evaluates the first links of gate rules over one populated,
-// never-evaluated transaction. It caches transformed and lowercased values
-// for the transaction: many rules share a transformation chain and most
-// transformations leave a clean value as it is.
+// The gate decides, for one event, which gate rules' first links can match
+// (see plan). It evaluates them the way Coraza's rule evaluation does —
+// the same variable selection, transformations and operator objects — but
+// batched across rules, so that the work per value is one pass over its
+// bytes and one multi-pattern scan rather than one operator call per rule:
+//
+//   - rules are grouped by variable selection (values are fetched once per
+//     group) and, within it, by transformation chain;
+//   - a chain is applied only when the value has a byte its
+//     transformations react to (trans.go); clean text mostly has none, so
+//     most chains are the identity;
+//   - each distinct transformed value is lowercased and scanned once, with
+//     one Aho-Corasick automaton, for the atoms of every rule (atoms.go:
+//     strings one of which every match of the operator contains);
+//   - an operator runs only where one of its atoms occurs, or always when
+//     it has none (libinjection, byte ranges, the few patterns without).
+type gateIndex struct {
+	ac      *acMatcher
+	posting [][]int // atom id → gate rules (indexes in plan.gate) gated on it
+	words   int     // length of a gate-rule bitset
+	sels    []gateSel
+	chains  [][]plugintypes.Transformation
+	unknown bitset // rules that are always candidates
+	single  bitset // multiMatch rules, evaluated one by one
+}
+
+// gateSel is the gate rules of one phase that read the same variables.
+type gateSel struct {
+	phase  int
+	vars   []ruleVar
+	chains []gateChain
+}
+
+type gateChain struct {
+	id      int // index in gateIndex.chains: the transformation cache key
+	trigger uint16
+	rules   bitset // rules of this selection with this chain
+	always  bitset // of those, rules with no atoms
+}
+
+var debugEvals map[int]int
+
+type bitset []uint64
+
+func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
+
+// buildGate indexes the gate rules of p. state is a transaction the
+// pmFromFile phrase lists are checked against.
+func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
+	ix := &p.ix
+	ix.words = (len(p.gate) + 63) / 64
+	ix.unknown = make(bitset, ix.words)
+	ix.single = make(bitset, ix.words)
+	atomID := map[string]int{}
+	var atomList []string
+	selOf := map[string]int{}
+	chainOf := map[string]int{}
+	for gi := range p.gate {
+		gr := &p.gate[gi]
+		r := gr.r
+		switch {
+		case gr.unknown:
+			ix.unknown.set(gi)
+			continue
+		case r.multiMatch:
+			ix.single.set(gi)
+			continue
+		}
+		sk := selectionKey(r)
+		si, ok := selOf[sk]
+		if !ok {
+			si = len(ix.sels)
+			selOf[sk] = si
+			ix.sels = append(ix.sels, gateSel{phase: r.phase, vars: r.vars})
+		}
+		ck := fmt.Sprint(r.transIDs)
+		cid, ok := chainOf[ck]
+		if !ok {
+			cid = len(ix.chains)
+			chainOf[ck] = cid
+			ix.chains = append(ix.chains, r.trans)
+		}
+		sel := &ix.sels[si]
+		ci := -1
+		for i := range sel.chains {
+			if sel.chains[i].id == cid {
+				ci = i
+			}
+		}
+		if ci < 0 {
+			ci = len(sel.chains)
+			sel.chains = append(sel.chains, gateChain{id: cid, trigger: chainTrigger(r.transIDs),
+				rules: make(bitset, ix.words), always: make(bitset, ix.words)})
+		}
+		ch := &sel.chains[ci]
+		ch.rules.set(gi)
+		set, ok := opAtoms(r, state, root)
+		if !ok {
+			ch.always.set(gi)
+			continue
+		}
+		for _, a := range set {
+			id, ok := atomID[a]
+			if !ok {
+				id = len(atomList)
+				atomID[a] = id
+				atomList = append(atomList, a)
+				ix.posting = append(ix.posting, nil)
+			}
+			ix.posting[id] = append(ix.posting[id], gi)
+		}
+	}
+	ix.ac = newACMatcher(atomList)
+}
+
+// selectionKey identifies what a rule's variables select, phase included.
+func selectionKey(r *compiledRule) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(r.phase))
+	for _, v := range r.vars {
+		fmt.Fprintf(&b, "|%d:%q:%v:%v", v.v, v.keyStr, v.keyRx, v.count)
+		for _, ex := range v.exceptions {
+			fmt.Fprintf(&b, "!%q:%v", ex.keyStr, ex.keyRx)
+		}
+	}
+	return b.String()
+}
+
+// opAtoms returns the atoms a value must contain one of for the rule's
+// first link to match, or ok=false when there are none to rely on.
+func opAtoms(r *compiledRule, state plugintypes.TransactionState, root fs.FS) ([]string, bool) {
+	if r.negated || strings.Contains(r.opData, "%{") {
+		return nil, false
+	}
+	switch r.opName {
+	case "rx":
+		return atoms(r.opData)
+	case "pm":
+		// Coraza: lowercased, split on single spaces, matched ASCII
+		// case-insensitively anywhere in the value.
+		return phrases(strings.Split(strings.ToLower(r.opData), " "))
+	case "pmFromFile", "pmf":
+		set, ok := phraseFile(r.opData, root)
+		if !ok {
+			return nil, false
+		}
+		// The list must be the one Coraza loaded: each phrase matches.
+		for _, s := range set {
+			if !r.op.Evaluate(state, s) {
+				return nil, false
+			}
+		}
+		return set, true
+	}
+	return nil, false
+}
+
+func phrases(list []string) ([]string, bool) {
+	seen := map[string]bool{}
+	var set []string
+	for _, s := range list {
+		if s == "" {
+			return nil, false // matches every value
+		}
+		if !seen[s] {
+			seen[s] = true
+			set = append(set, s)
+		}
+	}
+	return set, len(set) > 0
+}
+
+// phraseFile reads a pmFromFile list as Coraza does (lines trimmed, empty
+// and # lines skipped, lowercased), from the directory of the CRS rules
+// that name it.
+func phraseFile(name string, root fs.FS) ([]string, bool) {
+	if root == nil {
+		return nil, false
+	}
+	data, err := fs.ReadFile(root, path.Join("@owasp_crs", name))
+	if err != nil {
+		return nil, false
+	}
+	var list []string
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		list = append(list, strings.ToLower(l))
+	}
+	return phrases(list)
+}
+
+// gateEval evaluates the gate over one populated, never-evaluated
+// transaction. Its caches live for the event: transformed values per
+// chain, and per distinct string the gate rules whose atoms it contains.
 type gateEval struct {
 	p     *plan
 	state plugintypes.TransactionState
 	trans map[transKey]string
-	lower map[strKey]string
+	hits  map[strKey]int // → offset in arena
+	arena []uint64
+	cand  bitset
 }
 
 type strKey struct {
@@ -39,7 +239,8 @@ func newGateEval(p *plan, tx types.Transaction) *gateEval {
 		p:     p,
 		state: tx.(plugintypes.TransactionState),
 		trans: map[transKey]string{},
-		lower: map[strKey]string{},
+		hits:  map[strKey]int{},
+		cand:  make(bitset, p.ix.words),
 	}
 }
 
@@ -47,16 +248,135 @@ func newGateEval(p *plan, tx types.Transaction) *gateEval {
 // phase whose first link may match: it matched a value, or it cannot be
 // decided before Coraza runs.
 func (g *gateEval) candidates(dst []int, phase int) []int {
-	for i := range g.p.gate {
-		gr := &g.p.gate[i]
-		if gr.r.phase != phase {
+	ix := &g.p.ix
+	for i := range ix.sels {
+		sel := &ix.sels[i]
+		if sel.phase != phase {
 			continue
 		}
-		if gr.unknown || g.matches(gr) {
-			dst = append(dst, i)
+		for vi := range sel.vars {
+			for _, md := range getField(g.state, &sel.vars[vi]) {
+				g.value(sel, md.Value())
+			}
+		}
+	}
+	for gi := range g.p.gate {
+		gr := &g.p.gate[gi]
+		if gr.r.phase != phase || g.cand.has(gi) {
+			continue
+		}
+		if ix.unknown.has(gi) || (ix.single.has(gi) && g.matchesEach(gr)) {
+			g.cand.set(gi)
+		}
+	}
+	for gi := range g.p.gate {
+		if g.p.gate[gi].r.phase == phase && g.cand.has(gi) {
+			dst = append(dst, gi)
 		}
 	}
 	return dst
+}
+
+// value evaluates the selection's rules on one of its values.
+func (g *gateEval) value(sel *gateSel, v string) {
+	f := features(v)
+	var plain []uint64 // hits of v itself
+	for ci := range sel.chains {
+		ch := &sel.chains[ci]
+		if !g.pending(ch.rules) {
+			continue
+		}
+		t := v
+		if f&ch.trigger != 0 {
+			t = g.transform(ch.id, v)
+		}
+		var hits []uint64
+		if t == v {
+			if plain == nil {
+				plain = g.hitsOf(v)
+			}
+			hits = plain
+		} else {
+			hits = g.hitsOf(t)
+		}
+		for w := range ch.rules {
+			todo := (ch.always[w] | hits[w]) & ch.rules[w] &^ g.cand[w]
+			for todo != 0 {
+				gi := w<<6 | bits.TrailingZeros64(todo)
+				todo &= todo - 1
+				gr := &g.p.gate[gi]
+				if debugEvals != nil {
+					debugEvals[gr.r.id]++
+				}
+				if gr.r.op.Evaluate(g.state, t) != gr.r.negated {
+					g.cand.set(gi)
+				}
+			}
+		}
+	}
+}
+
+// pending reports whether some of the rules are not candidates yet.
+func (g *gateEval) pending(rules bitset) bool {
+	for w, r := range rules {
+		if r&^g.cand[w] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// hitsOf returns the gate rules (a bitset) with an atom in s.
+func (g *gateEval) hitsOf(s string) []uint64 {
+	k := key(s)
+	n := g.p.ix.words
+	if off, ok := g.hits[k]; ok {
+		return g.arena[off : off+n]
+	}
+	off := len(g.arena)
+	g.arena = append(g.arena, make([]uint64, n)...)
+	h := bitset(g.arena[off : off+n])
+	posting := g.p.ix.posting
+	hit := func(a int32) {
+		for _, gi := range posting[a] {
+			h.set(gi)
+		}
+	}
+	lower, folded := scanTexts(s)
+	g.p.ix.ac.scan(lower, hit)
+	if folded != "" {
+		g.p.ix.ac.scan(folded, hit)
+	}
+	g.hits[k] = off
+	return h
+}
+
+// transform applies a chain to v, once per event.
+func (g *gateEval) transform(chain int, v string) string {
+	k := transKey{key(v), chain}
+	if t, ok := g.trans[k]; ok {
+		return t
+	}
+	t := applyChain(v, g.p.ix.chains[chain])
+	g.trans[k] = t
+	return t
+}
+
+// matchesEach evaluates a multiMatch rule on its own: Coraza runs its
+// operator on the value before the chain and after each transformation
+// that changed it.
+func (g *gateEval) matchesEach(gr *gateRule) bool {
+	r := gr.r
+	for vi := range r.vars {
+		for _, md := range getField(g.state, &r.vars[vi]) {
+			for _, t := range multiTransform(md.Value(), r.trans) {
+				if r.op.Evaluate(g.state, t) != r.negated {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // allOf appends every gate rule of the phase: used when Coraza itself must
@@ -68,61 +388,6 @@ func (p *plan) allOf(dst []int, phase int) []int {
 		}
 	}
 	return dst
-}
-
-func (g *gateEval) matches(gr *gateRule) bool {
-	r := gr.r
-	for vi := range r.vars {
-		for _, md := range getField(g.state, &r.vars[vi]) {
-			if r.multiMatch {
-				for _, t := range multiTransform(md.Value(), r.trans) {
-					if g.evaluate(gr, t) {
-						return true
-					}
-				}
-				continue
-			}
-			if g.evaluate(gr, g.transform(gr, md.Value())) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (g *gateEval) evaluate(gr *gateRule, t string) bool {
-	if gr.atoms != nil {
-		k := key(t)
-		low, ok := g.lower[k]
-		if !ok {
-			low = asciiLower(t)
-			g.lower[k] = low
-		}
-		if !containsAny(low, gr.atoms) {
-			return false
-		}
-	}
-	return gr.r.op.Evaluate(g.state, t) != gr.r.negated
-}
-
-// transform applies the rule's transformations as Coraza does: a failing
-// transformation leaves the value as it was.
-func (g *gateEval) transform(gr *gateRule, v string) string {
-	if len(gr.r.trans) == 0 {
-		return v
-	}
-	k := transKey{key(v), gr.chain}
-	if t, ok := g.trans[k]; ok {
-		return t
-	}
-	t := v
-	for _, fn := range gr.r.trans {
-		if out, _, err := fn(t); err == nil {
-			t = out
-		}
-	}
-	g.trans[k] = t
-	return t
 }
 
 // multiTransform is Coraza's multiMatch: the value before the chain and

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"io/fs"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,14 +46,13 @@ type plan struct {
 	base Result
 	// skip[i] = N: the rule at index i has skip:N.
 	skip []int
+	ix   gateIndex
 }
 
 type gateRule struct {
 	index   int // in plan.rules
 	r       *compiledRule
-	chain   int // transformation chain id, for the per-event cache
-	unknown bool
-	atoms   []string // nil: the operator always runs
+	unknown bool // no operator the gate can run: always a candidate
 }
 
 var (
@@ -163,7 +163,7 @@ func factsOf(r *compiledRule) ruleFacts {
 
 // newPlan classifies rules for one profile: removed are the rule id ranges
 // the profile removes in every transaction.
-func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
+func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) *plan {
 	p := &plan{rules: rules, keep: make([]bool, len(rules)), skip: make([]int, len(rules))}
 	inProfile := func(r *compiledRule) bool {
 		for _, rg := range removed {
@@ -268,7 +268,6 @@ func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
 		}
 	}
 
-	chains := map[string]int{}
 	for i, r := range rules {
 		f := &facts[i]
 		if n := skipOf(r); n > 0 {
@@ -291,22 +290,6 @@ func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
 			g := gateRule{index: i, r: r}
 			g.unknown = r.op == nil || r.phase < 1 || r.phase > 2 || f.headOther ||
 				readsAny(&dyn, f.headTXReads) || readsAny(&dyn, f.headMacros)
-			key := ""
-			for _, id := range r.transIDs {
-				key += strconv.FormatUint(uint64(id), 16) + ","
-			}
-			if r.multiMatch {
-				key = "multi:" + key
-			}
-			if _, ok := chains[key]; !ok {
-				chains[key] = len(chains)
-			}
-			g.chain = chains[key]
-			if r.opName == "rx" && !r.negated {
-				if set, ok := atoms(r.opData); ok {
-					g.atoms = set
-				}
-			}
 			p.gate = append(p.gate, g)
 		default:
 			// Unreachable at this paranoia level: skipped by a kept
@@ -314,6 +297,9 @@ func newPlan(w coraza.WAF, rules []*compiledRule, removed [][2]int) *plan {
 			p.remove = append(p.remove, r.id)
 		}
 	}
+	tx = w.NewTransaction()
+	defer tx.Close()
+	p.buildGate(tx.(plugintypes.TransactionState), root)
 	return p
 }
 

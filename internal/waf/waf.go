@@ -102,8 +102,8 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	for _, id := range awsFraming {
 		framing = append(framing, [2]int{id, id})
 	}
-	e.http = newPlan(w, compiled, framing)
-	e.record = newPlan(w, compiled, recordProfile)
+	e.http = newPlan(w, rules.FS, compiled, framing)
+	e.record = newPlan(w, rules.FS, compiled, recordProfile)
 	return e, nil
 }
 
