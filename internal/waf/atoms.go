@@ -171,8 +171,8 @@ func analyse(re *syntax.Regexp) info {
 	case syntax.OpQuest:
 		sub := analyse(re.Sub[0])
 		if sub.isExact {
-			sub.exact = union(sub.exact, []string{""})
-			return sub
+			// Its requirement no longer holds: it may be absent.
+			return info{exact: union(slices.Clone(sub.exact), []string{""}), esc: sub.esc, isExact: true}
 		}
 		return optional(sub)
 	case syntax.OpStar:
@@ -284,8 +284,12 @@ func concat(subs []*syntax.Regexp) info {
 			consider(in)
 			continue
 		}
+		// A part that may be empty, or that multiplies the set (a
+		// class after a word), may make the run worse: the run so far
+		// is a candidate too.
+		consider(in)
 		optional := len(in.esc) > 0 || slices.Contains(in.exact, "")
-		if optional {
+		if optional || len(in.exact) > 1 {
 			for _, r := range runs {
 				consider(r)
 			}

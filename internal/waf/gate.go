@@ -7,7 +7,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -38,7 +37,6 @@ type gateIndex struct {
 	sels    []gateSel
 	chains  [][]plugintypes.Transformation
 	unknown bitset // rules that are always candidates
-	single  bitset // multiMatch rules, evaluated one by one
 }
 
 // gateSel is the gate rules of one phase that read the same variables.
@@ -49,7 +47,8 @@ type gateSel struct {
 }
 
 type gateChain struct {
-	id      int // index in gateIndex.chains: the transformation cache key
+	id      int  // index in gateIndex.chains: the transformation cache key
+	multi   bool // multiMatch: the operator sees the value after each step
 	trigger uint16
 	rules   bitset // rules of this selection with this chain
 	always  bitset // of those, rules with no atoms
@@ -68,7 +67,6 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
 	ix := &p.ix
 	ix.words = (len(p.gate) + 63) / 64
 	ix.unknown = make(bitset, ix.words)
-	ix.single = make(bitset, ix.words)
 	atomID := map[string]int{}
 	var atomList []string
 	selOf := map[string]int{}
@@ -80,9 +78,6 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
 		case gr.unknown:
 			ix.unknown.set(gi)
 			continue
-		case r.multiMatch:
-			ix.single.set(gi)
-			continue
 		}
 		sk := selectionKey(r)
 		si, ok := selOf[sk]
@@ -91,7 +86,7 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
 			selOf[sk] = si
 			ix.sels = append(ix.sels, gateSel{phase: r.phase, vars: r.vars})
 		}
-		ck := fmt.Sprint(r.transIDs)
+		ck := fmt.Sprint(r.multiMatch, r.transIDs)
 		cid, ok := chainOf[ck]
 		if !ok {
 			cid = len(ix.chains)
@@ -107,7 +102,7 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
 		}
 		if ci < 0 {
 			ci = len(sel.chains)
-			sel.chains = append(sel.chains, gateChain{id: cid, trigger: chainTrigger(r.transIDs),
+			sel.chains = append(sel.chains, gateChain{id: cid, multi: r.multiMatch, trigger: chainTrigger(r.transIDs),
 				rules: make(bitset, ix.words), always: make(bitset, ix.words)})
 		}
 		ch := &sel.chains[ci]
@@ -153,6 +148,12 @@ func opAtoms(r *compiledRule, state plugintypes.TransactionState, root fs.FS) ([
 	switch r.opName {
 	case "rx":
 		return atoms(r.opData)
+	case "contains", "beginsWith", "endsWith", "streq":
+		// Byte-wise: the value contains the argument.
+		if r.opData == "" {
+			return nil, false
+		}
+		return []string{asciiLower(r.opData)}, true
 	case "pm":
 		// Coraza: lowercased, split on single spaces, matched ASCII
 		// case-insensitively anywhere in the value.
@@ -211,35 +212,37 @@ func phraseFile(name string, root fs.FS) ([]string, bool) {
 }
 
 // gateEval evaluates the gate over one populated, never-evaluated
-// transaction. Its caches live for the event: transformed values per
-// chain, and per distinct string the gate rules whose atoms it contains.
+// transaction. Its caches live for the event and are keyed by content,
+// since events repeat values (array items, batch records): per distinct
+// string, its byte features, the gate rules whose atoms it contains and
+// the rules already evaluated on it; per distinct value and chain, the
+// transformed value.
 type gateEval struct {
 	p     *plan
 	state plugintypes.TransactionState
-	trans map[transKey]string
-	hits  map[strKey]int // → offset in arena
-	arena []uint64
+	strs  map[string]int32 // → index in info
+	info  []strInfo
+	trans map[transKey]int32 // → index in info of the transformed value
+	multi map[transKey][]int32
+	arena []uint64 // hits and done bitsets, words each
 	cand  bitset
 }
 
-type strKey struct {
-	p *byte
-	n int
+type strInfo struct {
+	s    string
+	feat uint16
+	bits int32 // offset in arena of hits; done follows; -1 until scanned
 }
 
-type transKey struct {
-	s     strKey
-	chain int
-}
-
-func key(s string) strKey { return strKey{unsafe.StringData(s), len(s)} }
+type transKey struct{ str, chain int32 }
 
 func newGateEval(p *plan, tx types.Transaction) *gateEval {
 	return &gateEval{
 		p:     p,
 		state: tx.(plugintypes.TransactionState),
-		trans: map[transKey]string{},
-		hits:  map[strKey]int{},
+		strs:  map[string]int32{},
+		trans: map[transKey]int32{},
+		multi: map[transKey][]int32{},
 		cand:  make(bitset, p.ix.words),
 	}
 }
@@ -265,7 +268,7 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 		if gr.r.phase != phase || g.cand.has(gi) {
 			continue
 		}
-		if ix.unknown.has(gi) || (ix.single.has(gi) && g.matchesEach(gr)) {
+		if ix.unknown.has(gi) {
 			g.cand.set(gi)
 		}
 	}
@@ -279,38 +282,40 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 
 // value evaluates the selection's rules on one of its values.
 func (g *gateEval) value(sel *gateSel, v string) {
-	f := features(v)
-	var plain []uint64 // hits of v itself
+	vi := g.str(v)
 	for ci := range sel.chains {
 		ch := &sel.chains[ci]
 		if !g.pending(ch.rules) {
 			continue
 		}
-		t := v
-		if f&ch.trigger != 0 {
-			t = g.transform(ch.id, v)
-		}
-		var hits []uint64
-		if t == v {
-			if plain == nil {
-				plain = g.hitsOf(v)
+		switch {
+		case g.info[vi].feat&ch.trigger == 0:
+			g.evaluate(ch, vi)
+		case ch.multi:
+			for _, ti := range g.steps(vi, int32(ch.id)) {
+				g.evaluate(ch, ti)
 			}
-			hits = plain
-		} else {
-			hits = g.hitsOf(t)
+		default:
+			g.evaluate(ch, g.transform(vi, int32(ch.id)))
 		}
-		for w := range ch.rules {
-			todo := (ch.always[w] | hits[w]) & ch.rules[w] &^ g.cand[w]
-			for todo != 0 {
-				gi := w<<6 | bits.TrailingZeros64(todo)
-				todo &= todo - 1
-				gr := &g.p.gate[gi]
-				if debugEvals != nil {
-					debugEvals[gr.r.id]++
-				}
-				if gr.r.op.Evaluate(g.state, t) != gr.r.negated {
-					g.cand.set(gi)
-				}
+	}
+}
+
+// evaluate runs, on string ti, the operators of the chain's rules that
+// are not candidates yet, have an atom in it (or none at all) and have not
+// run on it before.
+func (g *gateEval) evaluate(ch *gateChain, ti int32) {
+	hits, done := g.scan(ti)
+	t := g.info[ti].s
+	for w := range ch.rules {
+		todo := (ch.always[w] | hits[w]) & ch.rules[w] &^ g.cand[w] &^ done[w]
+		for todo != 0 {
+			gi := w<<6 | bits.TrailingZeros64(todo)
+			todo &= todo - 1
+			done.set(gi)
+			gr := &g.p.gate[gi]
+			if gr.r.op.Evaluate(g.state, t) != gr.r.negated {
+				g.cand.set(gi)
 			}
 		}
 	}
@@ -326,57 +331,66 @@ func (g *gateEval) pending(rules bitset) bool {
 	return false
 }
 
-// hitsOf returns the gate rules (a bitset) with an atom in s.
-func (g *gateEval) hitsOf(s string) []uint64 {
-	k := key(s)
-	n := g.p.ix.words
-	if off, ok := g.hits[k]; ok {
-		return g.arena[off : off+n]
+// str returns the index of the distinct string s.
+func (g *gateEval) str(s string) int32 {
+	if i, ok := g.strs[s]; ok {
+		return i
 	}
-	off := len(g.arena)
-	g.arena = append(g.arena, make([]uint64, n)...)
-	h := bitset(g.arena[off : off+n])
+	i := int32(len(g.info))
+	g.strs[s] = i
+	g.info = append(g.info, strInfo{s: s, feat: features(s), bits: -1})
+	return i
+}
+
+// scan returns the gate rules with an atom in string i, and the rules
+// already evaluated on it.
+func (g *gateEval) scan(i int32) (hits, done bitset) {
+	n := int32(g.p.ix.words)
+	if off := g.info[i].bits; off >= 0 {
+		return g.arena[off : off+n], g.arena[off+n : off+2*n]
+	}
+	off := int32(len(g.arena))
+	g.arena = append(g.arena, make([]uint64, 2*n)...)
+	g.info[i].bits = off
+	hits = g.arena[off : off+n]
 	posting := g.p.ix.posting
 	hit := func(a int32) {
 		for _, gi := range posting[a] {
-			h.set(gi)
+			hits.set(gi)
 		}
 	}
-	lower, folded := scanTexts(s)
+	lower, folded := scanTexts(g.info[i].s)
 	g.p.ix.ac.scan(lower, hit)
 	if folded != "" {
 		g.p.ix.ac.scan(folded, hit)
 	}
-	g.hits[k] = off
-	return h
+	return hits, g.arena[off+n : off+2*n]
 }
 
-// transform applies a chain to v, once per event.
-func (g *gateEval) transform(chain int, v string) string {
-	k := transKey{key(v), chain}
+// steps returns the strings a multiMatch chain shows the operator: the
+// value before the chain and after each transformation that changed it.
+func (g *gateEval) steps(i, chain int32) []int32 {
+	k := transKey{i, chain}
+	if s, ok := g.multi[k]; ok {
+		return s
+	}
+	var s []int32
+	for _, t := range multiTransform(g.info[i].s, g.p.ix.chains[chain]) {
+		s = append(s, g.str(t))
+	}
+	g.multi[k] = s
+	return s
+}
+
+// transform returns the index of string i after a chain, once per event.
+func (g *gateEval) transform(i, chain int32) int32 {
+	k := transKey{i, chain}
 	if t, ok := g.trans[k]; ok {
 		return t
 	}
-	t := applyChain(v, g.p.ix.chains[chain])
+	t := g.str(applyChain(g.info[i].s, g.p.ix.chains[chain]))
 	g.trans[k] = t
 	return t
-}
-
-// matchesEach evaluates a multiMatch rule on its own: Coraza runs its
-// operator on the value before the chain and after each transformation
-// that changed it.
-func (g *gateEval) matchesEach(gr *gateRule) bool {
-	r := gr.r
-	for vi := range r.vars {
-		for _, md := range getField(g.state, &r.vars[vi]) {
-			for _, t := range multiTransform(md.Value(), r.trans) {
-				if r.op.Evaluate(g.state, t) != r.negated {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // allOf appends every gate rule of the phase: used when Coraza itself must
