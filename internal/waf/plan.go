@@ -47,12 +47,18 @@ type plan struct {
 	// skip[i] = N: the rule at index i has skip:N.
 	skip []int
 	ix   gateIndex
+	// isGate[i]: the rule at index i is a gate rule.
+	isGate []bool
+	// probe evaluates the rules settled by probing (settle.go); nil when
+	// there are none.
+	probe coraza.WAF
 }
 
 type gateRule struct {
 	index   int // in plan.rules
 	r       *compiledRule
 	unknown bool // no operator the gate can run: always a candidate
+	settle  int  // settleNone, settlePure or settleProbe
 }
 
 var (
@@ -164,7 +170,7 @@ func factsOf(r *compiledRule) ruleFacts {
 // newPlan classifies rules for one profile: removed are the rule id ranges
 // the profile removes in every transaction.
 func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) *plan {
-	p := &plan{rules: rules, keep: make([]bool, len(rules)), skip: make([]int, len(rules))}
+	p := &plan{rules: rules, keep: make([]bool, len(rules)), skip: make([]int, len(rules)), isGate: make([]bool, len(rules))}
 	inProfile := func(r *compiledRule) bool {
 		for _, rg := range removed {
 			if r.id >= rg[0] && r.id <= rg[1] {
@@ -247,6 +253,17 @@ func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) 
 			p.static = append(p.static, txValue{name, md.Value()})
 		}
 	}
+	// A rule whose first link reads only static TX but whose chain reads
+	// the input (CRS 920650) runs its chain on every event where that
+	// first link matches: such a rule is a gate rule that is always a
+	// candidate.
+	deep := make([]bool, len(rules))
+	state := tx.(plugintypes.TransactionState)
+	for i, r := range rules {
+		if f := &facts[i]; inProfile(r) && !static[i] && !f.headInput && f.readsInput {
+			deep[i] = headMatches(state, r)
+		}
+	}
 	tx.Close()
 
 	// Reachability: paranoia-level skips are static, so the baseline's
@@ -284,12 +301,24 @@ func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) 
 			} else {
 				p.keep[i] = true
 			}
+		case deep[i] && reachable[i]:
+			p.keep[i] = true
+			p.isGate[i] = true
+			p.gate = append(p.gate, gateRule{index: i, r: r, unknown: true})
 		case !f.headInput:
 			p.keep[i] = true
 		case reachable[i]:
 			g := gateRule{index: i, r: r}
 			g.unknown = r.op == nil || r.phase < 1 || r.phase > 2 || f.headOther ||
 				readsAny(&dyn, f.headTXReads) || readsAny(&dyn, f.headMacros)
+			switch {
+			case g.unknown:
+			case pure(r):
+				g.settle = settlePure
+			case probeable(i, rules, reachable, &dyn) && staticMacros(r, &dyn):
+				g.settle = settleProbe
+			}
+			p.isGate[i] = true
 			p.gate = append(p.gate, g)
 		default:
 			// Unreachable at this paranoia level: skipped by a kept
@@ -300,7 +329,63 @@ func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) 
 	tx = w.NewTransaction()
 	defer tx.Close()
 	p.buildGate(tx.(plugintypes.TransactionState), root)
+	var probed []*compiledRule
+	for _, g := range p.gate {
+		if g.settle == settleProbe {
+			probed = append(probed, g.r)
+		}
+	}
+	if len(probed) > 0 {
+		if probe, err := newProbe(probed); err == nil {
+			p.probe = probe
+		} else {
+			for i := range p.gate {
+				if p.gate[i].settle == settleProbe {
+					p.gate[i].settle = settleNone
+				}
+			}
+		}
+	}
 	return p
+}
+
+// headMatches evaluates the first link of r on a transaction, as Coraza
+// would (nil operator: it matches).
+func headMatches(state plugintypes.TransactionState, r *compiledRule) bool {
+	if r.op == nil {
+		return true
+	}
+	for vi := range r.vars {
+		for _, md := range getField(state, &r.vars[vi]) {
+			values := []string{applyChain(md.Value(), r.trans)}
+			if r.multiMatch {
+				values = multiTransform(md.Value(), r.trans)
+			}
+			for _, v := range values {
+				if r.op.Evaluate(state, v) != r.negated {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// staticMacros reports whether every TX macro in the rule reads a static
+// variable or one the rule itself captures or sets.
+func staticMacros(r *compiledRule, dyn *txNames) bool {
+	head, _, _ := strings.Cut(r.raw, "\nSecRule")
+	own := map[string]bool{"0": true}
+	for _, m := range setvarRx.FindAllStringSubmatch(head, -1) {
+		own[strings.ToLower(m[1])] = true
+	}
+	for _, m := range macroRx.FindAllStringSubmatch(r.raw, -1) {
+		name, ok := strings.CutPrefix(strings.ToLower(m[1]), "tx.")
+		if ok && !own[name] && dyn.has(name) {
+			return false
+		}
+	}
+	return true
 }
 
 func removableStatic(r *compiledRule) bool {

@@ -142,10 +142,34 @@ func (e *Engine) Request(r *source.Request) Result {
 	if p == nil {
 		return e.request(r, nil, nil)
 	}
-	if cand := e.requestGate(r); len(cand) > 0 {
+	cand := e.requestGate(r)
+	if len(cand) > 0 && !p.settled(cand, func() types.Transaction { return e.probeRequest(r, cand) }) {
 		return e.request(r, p, cand)
 	}
 	return p.baseline(r.Violations)
+}
+
+// probeRequest runs the probe WAF (settle.go) over r, with only the
+// probed rules among the candidates.
+func (e *Engine) probeRequest(r *source.Request, cand []int) types.Transaction {
+	p := e.http
+	tx := p.probe.NewTransaction()
+	isCand := map[int]bool{}
+	for _, c := range cand {
+		isCand[p.gate[c].r.id] = true
+	}
+	for _, g := range p.gate {
+		if g.settle == settleProbe && !isCand[g.r.id] {
+			tx.(ruleRemover).RemoveRuleByID(g.r.id)
+		}
+	}
+	prefill(tx, p.static)
+	e.requestHeaders(tx, r)
+	if tx.ProcessRequestHeaders() == nil {
+		requestJSON(tx, r)
+		_, _ = tx.ProcessRequestBody()
+	}
+	return tx
 }
 
 // requestGate returns the gate rules (indexes in e.http.gate) that could
@@ -274,7 +298,7 @@ func (e *Engine) Record(rec *source.Record) Result {
 	if p == nil {
 		return e.recordRun(rec, nil, nil)
 	}
-	if cand := e.recordGate(rec); len(cand) > 0 {
+	if cand := e.recordGate(rec); len(cand) > 0 && !p.settled(cand, nil) {
 		return e.recordRun(rec, p, cand)
 	}
 	return p.baseline(rec.Violations)
