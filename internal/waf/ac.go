@@ -1,5 +1,7 @@
 package waf
 
+import "slices"
+
 // acMatcher finds every occurrence of a set of byte strings in one pass
 // (Aho-Corasick, overlapping matches: a scan reports each atom contained
 // in the text, even inside another). The root's transitions are a dense
@@ -40,23 +42,25 @@ func newACMatcher(atoms []string) *acMatcher {
 		atom:  atom,
 		out:   make([]int32, len(edges)),
 	}
+	var labels []byte
 	for s, e := range edges {
 		m.first[s] = int32(len(m.label))
-		for c := 0; c < 256; c++ {
-			if n, ok := e[byte(c)]; ok {
-				m.label = append(m.label, byte(c))
-				m.next = append(m.next, n)
-			}
+		labels = labels[:0]
+		for c := range e {
+			labels = append(labels, c)
+		}
+		slices.Sort(labels)
+		for _, c := range labels {
+			m.label = append(m.label, c)
+			m.next = append(m.next, e[c])
 		}
 	}
 	m.first[len(edges)] = int32(len(m.label))
 	// Failure links, breadth first.
 	queue := []int32{}
-	for c := 0; c < 256; c++ {
-		if n, ok := edges[0][byte(c)]; ok {
-			m.root[c] = n
-			queue = append(queue, n)
-		}
+	for i := m.first[0]; i < m.first[1]; i++ {
+		m.root[m.label[i]] = m.next[i]
+		queue = append(queue, m.next[i])
 	}
 	m.out[0] = -1
 	for len(queue) > 0 {

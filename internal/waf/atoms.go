@@ -482,8 +482,21 @@ func product(as, bs []string) []string {
 
 // union appends to set the strings of more it lacks.
 func union(set, more []string) []string {
+	if len(set)*len(more) <= 256 {
+		for _, s := range more {
+			if !slices.Contains(set, s) {
+				set = append(set, s)
+			}
+		}
+		return set
+	}
+	have := make(map[string]bool, len(set)+len(more))
+	for _, s := range set {
+		have[s] = true
+	}
 	for _, s := range more {
-		if !slices.Contains(set, s) {
+		if !have[s] {
+			have[s] = true
 			set = append(set, s)
 		}
 	}

@@ -63,7 +63,7 @@ func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
 
 // buildGate indexes the gate rules of p. state is a transaction the
 // pmFromFile phrase lists are checked against.
-func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
+func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS, cache atomCache) {
 	ix := &p.ix
 	ix.words = (len(p.gate) + 63) / 64
 	ix.unknown = make(bitset, ix.words)
@@ -107,7 +107,12 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
 		}
 		ch := &sel.chains[ci]
 		ch.rules.set(gi)
-		set, ok := opAtoms(r, state, root)
+		a, cached := cache[r]
+		if !cached {
+			a.set, a.ok = opAtoms(r, state, root)
+			cache[r] = a
+		}
+		set, ok := a.set, a.ok
 		if !ok {
 			ch.always.set(gi)
 			continue
@@ -124,6 +129,13 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS) {
 		}
 	}
 	ix.ac = newACMatcher(atomList)
+}
+
+// atomCache remembers each rule's atoms while New plans both profiles,
+// which share most rules.
+type atomCache map[*compiledRule]struct {
+	set []string
+	ok  bool
 }
 
 // selectionKey identifies what a rule's variables select, phase included.

@@ -169,7 +169,7 @@ func factsOf(r *compiledRule) ruleFacts {
 
 // newPlan classifies rules for one profile: removed are the rule id ranges
 // the profile removes in every transaction.
-func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) *plan {
+func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, removed [][2]int) *plan {
 	p := &plan{rules: rules, keep: make([]bool, len(rules)), skip: make([]int, len(rules)), isGate: make([]bool, len(rules))}
 	inProfile := func(r *compiledRule) bool {
 		for _, rg := range removed {
@@ -328,7 +328,7 @@ func newPlan(w coraza.WAF, root fs.FS, rules []*compiledRule, removed [][2]int) 
 	}
 	tx = w.NewTransaction()
 	defer tx.Close()
-	p.buildGate(tx.(plugintypes.TransactionState), root)
+	p.buildGate(tx.(plugintypes.TransactionState), root, cache)
 	var probed []*compiledRule
 	for _, g := range p.gate {
 		if g.settle == settleProbe {

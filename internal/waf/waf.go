@@ -102,8 +102,9 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	for _, id := range awsFraming {
 		framing = append(framing, [2]int{id, id})
 	}
-	e.http = newPlan(w, rules.FS, compiled, framing)
-	e.record = newPlan(w, rules.FS, compiled, recordProfile)
+	cache := atomCache{}
+	e.http = newPlan(w, rules.FS, cache, compiled, framing)
+	e.record = newPlan(w, rules.FS, cache, compiled, recordProfile)
 	return e, nil
 }
 
