@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/corazawaf/coraza/v3/types"
+
 	"github.com/lambdarasp/lambdarasp/internal/source"
 	"github.com/lambdarasp/lambdarasp/rules"
 )
@@ -140,5 +142,27 @@ func TestGateNarrowsRules(t *testing.T) {
 	}
 	if n := len(e.record.gate); len(attack) > n/2 {
 		t.Errorf("SQL injection record leaves %d of %d gate rules: the gate is not pruning", len(attack), n)
+	}
+}
+
+// A clean request's remaining candidates (941010's target narrowing,
+// 920539's skip, the 920420/920450 policy chains) are settled without
+// Coraza; an attack's are not.
+func TestCleanRequestSettled(t *testing.T) {
+	e := testEngine(t)
+	settled := func(r *source.Request) bool {
+		cand := e.requestGate(r)
+		return len(cand) == 0 || e.http.settled(cand, func() types.Transaction { return e.probeRequest(r, cand) })
+	}
+	if c := requestCases[0]; !settled(&c.req) {
+		t.Errorf("clean request %q not settled: candidates %v", c.name, e.requestGate(&c.req))
+	}
+	if c := requestCases[1]; settled(&c.req) {
+		t.Errorf("attack %q settled without Coraza", c.name)
+	}
+	disallowed := requestCases[0].req
+	disallowed.Headers = append(hdrs("Content-Type", "application/x-evil"), disallowed.Headers...)
+	if settled(&disallowed) {
+		t.Error("a content type outside the policy was settled: the 920420 probe did not run")
 	}
 }
