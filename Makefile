@@ -13,7 +13,7 @@ test: fmt vet
 	$(GO) test -count=1 ./...
 	@# The CRS regression pass rate, in the output (go test hides the logs of passing tests).
 	@$(GO) test -count=1 -v -run '^(TestCRSRegression|TestFastPathMatchesReference)$$' ./protect | grep -a 'CRS regression\|fast path vs reference'
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/source
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60000x -fuzzminimizetime 10x ./internal/source
 
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
