@@ -280,9 +280,9 @@ type crsLog struct {
 // inactiveRules are CRS rules that lambdarasp's configuration leaves off on
 // purpose; their tests cannot pass and say nothing about the code path.
 var inactiveRules = map[int]string{
-	920170: "rule off for HTTP events: AWS terminates HTTP and owns its framing (waf.awsFraming)",
-	920340: "rule off for HTTP events: AWS terminates HTTP and owns its framing (waf.awsFraming)",
-	920640: "rule off for HTTP events: AWS terminates HTTP and owns its framing (waf.awsFraming)",
+	920170: "rule off for HTTP events: AWS terminates HTTP and owns its framing (waf.httpProfile)",
+	920340: "rule off for HTTP events: AWS terminates HTTP and owns its framing (waf.httpProfile)",
+	920640: "rule off for HTTP events: AWS terminates HTTP and owns its framing (waf.httpProfile)",
 	920250: "optional CRS check (tx.crs_validate_utf8_encoding) the CRS test setup enables; off by CRS default and in lambdarasp",
 	920360: "optional CRS limit (tx.arg_name_length) the CRS test setup sets; unset by CRS default; lambdarasp bounds values itself (100901-100904)",
 	920370: "optional CRS limit (tx.arg_length) the CRS test setup sets; unset by CRS default; lambdarasp bounds values itself (100901-100904)",

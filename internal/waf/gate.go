@@ -36,7 +36,6 @@ type gateIndex struct {
 	words   int     // length of a gate-rule bitset
 	sels    []gateSel
 	chains  [][]plugintypes.Transformation
-	unknown bitset // rules that are always candidates
 }
 
 // gateSel is the gate rules of one phase that read the same variables.
@@ -54,8 +53,6 @@ type gateChain struct {
 	always  bitset // of those, rules with no atoms
 }
 
-var debugEvals map[int]int
-
 type bitset []uint64
 
 func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
@@ -66,7 +63,6 @@ func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
 func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS, cache atomCache) {
 	ix := &p.ix
 	ix.words = (len(p.gate) + 63) / 64
-	ix.unknown = make(bitset, ix.words)
 	atomID := map[string]int{}
 	var atomList []string
 	selOf := map[string]int{}
@@ -74,10 +70,8 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS, cache a
 	for gi := range p.gate {
 		gr := &p.gate[gi]
 		r := gr.r
-		switch {
-		case gr.unknown:
-			ix.unknown.set(gi)
-			continue
+		if gr.unknown {
+			continue // a candidate whatever the values
 		}
 		sk := selectionKey(r)
 		si, ok := selOf[sk]
@@ -275,17 +269,8 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 			}
 		}
 	}
-	for gi := range g.p.gate {
-		gr := &g.p.gate[gi]
-		if gr.r.phase != phase || g.cand.has(gi) {
-			continue
-		}
-		if ix.unknown.has(gi) {
-			g.cand.set(gi)
-		}
-	}
-	for gi := range g.p.gate {
-		if g.p.gate[gi].r.phase == phase && g.cand.has(gi) {
+	for gi, gr := range g.p.gate {
+		if gr.r.phase == phase && (gr.unknown || g.cand.has(gi)) {
 			dst = append(dst, gi)
 		}
 	}

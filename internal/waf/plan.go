@@ -3,6 +3,7 @@ package waf
 import (
 	"io/fs"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,11 +45,12 @@ type plan struct {
 	remove []int     // static and unreachable rule ids, removed on every slow run
 	// base is the result when no gate rule matches.
 	base Result
-	// skip[i] = N: the rule at index i has skip:N.
-	skip []int
-	ix   gateIndex
-	// isGate[i]: the rule at index i is a gate rule.
-	isGate []bool
+	// skipped[i] are the rules a skip:N of the rule at index i passes
+	// over: the next N of its phase.
+	skipped [][]int
+	ix      gateIndex
+	// gateOf[i] is the index in gate of the rule at index i, or -1.
+	gateOf []int
 	// probe evaluates the rules settled by probing (settle.go); nil when
 	// there are none.
 	probe coraza.WAF
@@ -170,7 +172,7 @@ func factsOf(r *compiledRule) ruleFacts {
 // newPlan classifies rules for one profile: removed are the rule id ranges
 // the profile removes in every transaction.
 func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, removed [][2]int) *plan {
-	p := &plan{rules: rules, keep: make([]bool, len(rules)), skip: make([]int, len(rules)), isGate: make([]bool, len(rules))}
+	p := &plan{rules: rules, keep: make([]bool, len(rules)), skipped: make([][]int, len(rules)), gateOf: make([]int, len(rules))}
 	inProfile := func(r *compiledRule) bool {
 		for _, rg := range removed {
 			if r.id >= rg[0] && r.id <= rg[1] {
@@ -287,8 +289,11 @@ func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, r
 
 	for i, r := range rules {
 		f := &facts[i]
-		if n := skipOf(r); n > 0 {
-			p.skip[i] = n
+		p.gateOf[i] = -1
+		for j := i + 1; j < len(rules) && len(p.skipped[i]) < skipOf(r); j++ {
+			if rules[j].phase == r.phase {
+				p.skipped[i] = append(p.skipped[i], j)
+			}
 		}
 		switch {
 		case !inProfile(r) || r.id == 0:
@@ -303,7 +308,7 @@ func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, r
 			}
 		case deep[i] && reachable[i]:
 			p.keep[i] = true
-			p.isGate[i] = true
+			p.gateOf[i] = len(p.gate)
 			p.gate = append(p.gate, gateRule{index: i, r: r, unknown: true})
 		case !f.headInput:
 			p.keep[i] = true
@@ -315,10 +320,10 @@ func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, r
 			case g.unknown:
 			case pure(r):
 				g.settle = settlePure
-			case probeable(i, rules, reachable, &dyn) && staticMacros(r, &dyn):
+			case probeable(i, rules, facts, reachable, &dyn) && staticMacros(r, &dyn):
 				g.settle = settleProbe
 			}
-			p.isGate[i] = true
+			p.gateOf[i] = len(p.gate)
 			p.gate = append(p.gate, g)
 		default:
 			// Unreachable at this paranoia level: skipped by a kept
@@ -417,6 +422,9 @@ func skipAfterOf(r *compiledRule) string {
 }
 
 func skipOf(r *compiledRule) int {
+	if !slices.Contains(r.actions, "skip") {
+		return 0
+	}
 	if m := skipRx.FindStringSubmatch(r.raw); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return n
@@ -447,14 +455,10 @@ func (p *plan) prune(tx types.Transaction, cand []int) {
 		isCand[p.gate[c].index] = true
 	}
 	protect := make([]bool, len(p.rules))
-	for i, n := range p.skip {
-		if n == 0 || !(p.keep[i] || isCand[i]) {
-			continue
-		}
-		for j := i + 1; j < len(p.rules) && n > 0; j++ {
-			if p.rules[j].phase == p.rules[i].phase {
+	for i, skipped := range p.skipped {
+		if p.keep[i] || isCand[i] {
+			for _, j := range skipped {
 				protect[j] = true
-				n--
 			}
 		}
 	}

@@ -57,7 +57,7 @@ func pure(r *compiledRule) bool {
 // whose first link's only effects outside the chain are TX variables that
 // no other reachable rule reads, and whose chain reads only its own
 // variables, the input and static TX.
-func probeable(i int, rules []*compiledRule, reachable []bool, dyn *txNames) bool {
+func probeable(i int, rules []*compiledRule, facts []ruleFacts, reachable []bool, dyn *txNames) bool {
 	r := rules[i]
 	if r.chain == nil || r.opName != "rx" || r.multiMatch {
 		return false
@@ -94,13 +94,13 @@ func probeable(i int, rules []*compiledRule, reachable []bool, dyn *txNames) boo
 			continue
 		}
 		for _, name := range own {
-			if readsTX(o, name) {
+			if readsTX(o, &facts[j], name) {
 				return false
 			}
 		}
 		// TX.0: a reader that captures in its first link has overwritten
 		// it before anything of it reads it.
-		if readsTX(o, "0") && (!o.capture || readsTXHead(o, "0")) {
+		if readsTX(o, &facts[j], "0") && (!o.capture || readsTXHead(o, "0")) {
 			return false
 		}
 	}
@@ -131,16 +131,17 @@ func matchesName(v ruleVar, name string) bool {
 	return strings.EqualFold(v.keyStr, name)
 }
 
-func readsTX(r *compiledRule, name string) bool {
+// readsTX reports whether rule r (with facts f) reads TX variable name in
+// any link's variables or any macro.
+func readsTX(r *compiledRule, f *ruleFacts, name string) bool {
 	for c := r; c != nil; c = c.chain {
 		if linkReadsTX(c, name) {
 			return true
 		}
 	}
-	// Macros anywhere in the rule's text (%{tx.name}).
-	prefix, _ := strings.CutSuffix(name, "\x00")
-	for _, m := range macroRx.FindAllStringSubmatch(r.raw, -1) {
-		if ref, ok := strings.CutPrefix(strings.ToLower(m[1]), "tx."); ok && strings.HasPrefix(ref, prefix) {
+	prefix, isPrefix := strings.CutSuffix(name, "\x00")
+	for _, ref := range f.txReads {
+		if ref == name || isPrefix && strings.HasPrefix(ref, prefix) {
 			return true
 		}
 	}
@@ -183,30 +184,23 @@ func newProbe(rules []*compiledRule) (coraza.WAF, error) {
 // settled reports whether the candidates are all settled: pure, or probed
 // and not matching in the probe transaction (nil when no probe ran).
 func (p *plan) settled(cand []int, probe func() types.Transaction) bool {
-	isCand := make([]bool, len(p.rules))
+	isCand := make(bitset, p.ix.words)
 	needProbe := false
 	for _, c := range cand {
-		g := &p.gate[c]
-		isCand[g.index] = true
-		switch g.settle {
+		isCand.set(c)
+		switch p.gate[c].settle {
 		case settleNone:
 			return false
 		case settleProbe:
 			needProbe = true
 		}
 	}
+	// A skip must only pass over gate rules that match nothing.
 	for _, c := range cand {
-		g := &p.gate[c]
-		// A skip must only pass over rules that match nothing.
-		n := p.skip[g.index]
-		for j := g.index + 1; j < len(p.rules) && n > 0; j++ {
-			if p.rules[j].phase != g.r.phase {
-				continue
-			}
-			if !p.isGate[j] || isCand[j] {
+		for _, j := range p.skipped[p.gate[c].index] {
+			if gi := p.gateOf[j]; gi < 0 || isCand.has(gi) {
 				return false
 			}
-			n--
 		}
 	}
 	if !needProbe {

@@ -64,7 +64,7 @@ type (
 
 // New compiles the rule set s describes. It costs what Coraza's NewWAF costs
 // plus the fast-path plan (two baseline transactions, the atom analysis
-// and the Aho-Corasick automaton: about 50 ms of a 0.16-0.21 s cold start,
+// and the Aho-Corasick automaton: about 50 ms of a 0.15-0.25 s cold start,
 // see bench/RESULTS.md) and is meant to run once, at init.
 //
 // With reference set, every event runs through every rule (the evaluation
@@ -99,12 +99,8 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read compiled rules for the fast path (%w); use the reference engine with this Coraza version", err)
 	}
-	var framing [][2]int
-	for _, id := range awsFraming {
-		framing = append(framing, [2]int{id, id})
-	}
 	cache := atomCache{}
-	e.http = newPlan(w, rules.FS, cache, compiled, framing)
+	e.http = newPlan(w, rules.FS, cache, compiled, httpProfile)
 	e.record = newPlan(w, rules.FS, cache, compiled, recordProfile)
 	return e, nil
 }
@@ -196,15 +192,8 @@ func (e *Engine) requestGate(r *source.Request) []int {
 // request runs Coraza over r: every rule, or with a plan only the gate
 // rules in cand besides the rules the plan keeps.
 func (e *Engine) request(r *source.Request, p *plan, cand []int) Result {
-	tx := e.waf.NewTransaction()
+	tx := e.profileTx(p, cand, httpProfile)
 	defer tx.Close()
-	if p != nil {
-		p.prune(tx, cand)
-	}
-	rm := tx.(ruleRemover)
-	for _, id := range awsFraming {
-		rm.RemoveRuleByIDRange(id, id)
-	}
 	e.requestHeaders(tx, r)
 	if tx.ProcessRequestHeaders() == nil {
 		if r.JSON || len(r.Body) == 0 {
@@ -215,6 +204,19 @@ func (e *Engine) request(r *source.Request, p *plan, cand []int) Result {
 		_, _ = tx.ProcessRequestBody()
 	}
 	return finish(tx, r.Fields, httpPath, r.Violations)
+}
+
+// profileTx is a transaction without the rules the profile removes and,
+// with a plan, only the gate rules in cand.
+func (e *Engine) profileTx(p *plan, cand []int, removed [][2]int) types.Transaction {
+	tx := e.waf.NewTransaction()
+	if p != nil {
+		p.prune(tx, cand)
+	}
+	for _, rg := range removed {
+		tx.(ruleRemover).RemoveRuleByIDRange(rg[0], rg[1])
+	}
+	return tx
 }
 
 func (e *Engine) requestHeaders(tx types.Transaction, r *source.Request) {
@@ -275,23 +277,23 @@ func setVar(tx types.Transaction, v variables.RuleVariable, value string) {
 	}
 }
 
-// awsFraming are the CRS rules about HTTP framing that AWS's front door
+// httpProfile removes the CRS rules about HTTP framing that AWS's front door
 // owns: API Gateway, the ALB and function URLs terminate HTTP, route by
 // Host, and hand the function an event that often lacks Host,
 // Content-Length or Content-Type. Blocking on their absence would block
 // clean events; none of them inspects a value an injection could hide in.
-var awsFraming = []int{
-	920170, // GET or HEAD request with a body
-	920180, // POST without Content-Length or Transfer-Encoding
-	920280, // missing Host
-	920290, // empty Host
-	920340, // body without Content-Type (notice)
-	920640, // body without Content-Type (critical)
+var httpProfile = [][2]int{
+	{920170, 920170}, // GET or HEAD request with a body
+	{920180, 920180}, // POST without Content-Length or Transfer-Encoding
+	{920280, 920280}, // missing Host
+	{920290, 920290}, // empty Host
+	{920340, 920340}, // body without Content-Type (notice)
+	{920640, 920640}, // body without Content-Type (critical)
 }
 
-// recordProfile are the rules an event record skips: the HTTP protocol
-// rules (911 method, 913 scanners, 920 protocol enforcement), since a queue
-// message has no request line or Host header to check.
+// recordProfile removes the HTTP protocol rules from event records (911
+// method, 913 scanners, 920 protocol enforcement): a queue message has no
+// request line or Host header to check.
 var recordProfile = [][2]int{{911000, 911999}, {913000, 913999}, {920000, 920999}}
 
 // Record inspects one event record with the event profile.
@@ -321,15 +323,8 @@ func (e *Engine) recordGate(rec *source.Record) []int {
 }
 
 func (e *Engine) recordRun(rec *source.Record, p *plan, cand []int) Result {
-	tx := e.waf.NewTransaction()
+	tx := e.profileTx(p, cand, recordProfile)
 	defer tx.Close()
-	if p != nil {
-		p.prune(tx, cand)
-	}
-	rm := tx.(ruleRemover)
-	for _, rg := range recordProfile {
-		rm.RemoveRuleByIDRange(rg[0], rg[1])
-	}
 	setVar(tx, variables.ReqbodyProcessor, "JSON")
 	if tx.ProcessRequestHeaders() == nil {
 		addFields(tx, rec.Fields)
