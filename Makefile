@@ -1,7 +1,7 @@
 # lambdarasp: `make demo` shows it work, `make test` proves it.
 GO ?= go
 
-.PHONY: demo test build bench fuzz fmt vet
+.PHONY: demo test build bench fuzz fmt vet generate
 
 # Evaluate every sample event in examples/events and print a table of
 # verdicts. lambdarasp check exits 1 when something is blocked: expected here.
@@ -24,6 +24,12 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/source
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime 60s ./protect
+
+# Regenerate internal/waf/atoms.bin (the atom analysis of the embedded
+# rules' patterns) after changing rules/ or the analysis; make test fails
+# while it is stale.
+generate:
+	$(GO) test -count=1 -run '^TestAtomTable$$' ./internal/waf -update
 
 fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

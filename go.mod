@@ -8,6 +8,7 @@ require (
 	github.com/corazawaf/coraza/v3 v3.8.1
 	github.com/goccy/go-yaml v1.19.2
 	github.com/tidwall/gjson v1.20.1
+	rsc.io/binaryregexp v0.2.0
 )
 
 require (
@@ -26,5 +27,4 @@ require (
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
-	rsc.io/binaryregexp v0.2.0 // indirect
 )

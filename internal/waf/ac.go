@@ -1,6 +1,9 @@
 package waf
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // acMatcher finds every occurrence of a set of byte strings in one pass
 // (Aho-Corasick, overlapping matches: a scan reports each atom contained
@@ -19,43 +22,51 @@ type acMatcher struct {
 
 // newACMatcher builds a matcher for atoms; atom ids are their indexes.
 func newACMatcher(atoms []string) *acMatcher {
-	// The trie, with map edges while building.
-	edges := []map[byte]int32{{}}
-	atom := []int32{-1}
-	for id, a := range atoms {
-		s := int32(0)
+	// The trie, from the atoms in sorted order: each node's children are
+	// then created in label order, and an atom can only share the last
+	// child of a node with the atoms before it. No maps: this runs at init.
+	order := make([]int32, len(atoms))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(atoms[a], atoms[b]) })
+	parent, label, atom, last := []int32{-1}, []byte{0}, []int32{-1}, []int32{-1}
+	for _, id := range order {
+		a, s := atoms[id], int32(0)
 		for i := 0; i < len(a); i++ {
-			n, ok := edges[s][a[i]]
-			if !ok {
-				n = int32(len(edges))
-				edges = append(edges, map[byte]int32{})
-				atom = append(atom, -1)
-				edges[s][a[i]] = n
+			if c := last[s]; c >= 0 && label[c] == a[i] {
+				s = c
+				continue
 			}
+			n := int32(len(parent))
+			parent, label, atom, last = append(parent, s), append(label, a[i]), append(atom, -1), append(last, -1)
+			last[s] = n
 			s = n
 		}
-		atom[s] = int32(id)
+		atom[s] = id
 	}
+	n := len(parent)
 	m := &acMatcher{
-		first: make([]int32, len(edges)+1),
-		fail:  make([]int32, len(edges)),
+		first: make([]int32, n+1),
+		label: make([]byte, n-1),
+		next:  make([]int32, n-1),
+		fail:  make([]int32, n),
 		atom:  atom,
-		out:   make([]int32, len(edges)),
+		out:   make([]int32, n),
 	}
-	var labels []byte
-	for s, e := range edges {
-		m.first[s] = int32(len(m.label))
-		labels = labels[:0]
-		for c := range e {
-			labels = append(labels, c)
-		}
-		slices.Sort(labels)
-		for _, c := range labels {
-			m.label = append(m.label, c)
-			m.next = append(m.next, e[c])
-		}
+	// Edges grouped by parent, in creation (so label) order.
+	for s := 1; s < n; s++ {
+		m.first[parent[s]+1]++
 	}
-	m.first[len(edges)] = int32(len(m.label))
+	for s := 1; s <= n; s++ {
+		m.first[s] += m.first[s-1]
+	}
+	pos := slices.Clone(m.first)
+	for s := 1; s < n; s++ {
+		p := parent[s]
+		m.label[pos[p]], m.next[pos[p]] = label[s], int32(s)
+		pos[p]++
+	}
 	// Failure links, breadth first.
 	queue := []int32{}
 	for i := m.first[0]; i < m.first[1]; i++ {

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"math/bits"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -136,10 +137,16 @@ type atomCache map[*compiledRule]struct {
 func selectionKey(r *compiledRule) string {
 	var b strings.Builder
 	b.WriteString(strconv.Itoa(r.phase))
+	rx := func(re *regexp.Regexp) string {
+		if re == nil {
+			return "-"
+		}
+		return re.String()
+	}
 	for _, v := range r.vars {
-		fmt.Fprintf(&b, "|%d:%q:%v:%v", v.v, v.keyStr, v.keyRx, v.count)
+		b.WriteString("|" + strconv.Itoa(int(v.v)) + ":" + strconv.Quote(v.keyStr) + ":" + rx(v.keyRx) + ":" + strconv.FormatBool(v.count))
 		for _, ex := range v.exceptions {
-			fmt.Fprintf(&b, "!%q:%v", ex.keyStr, ex.keyRx)
+			b.WriteString("!" + strconv.Quote(ex.keyStr) + ":" + rx(ex.keyRx))
 		}
 	}
 	return b.String()
@@ -153,7 +160,7 @@ func opAtoms(r *compiledRule, state plugintypes.TransactionState, root fs.FS) ([
 	}
 	switch r.opName {
 	case "rx":
-		return atoms(r.opData)
+		return patternAtoms(r.opData)
 	case "contains", "beginsWith", "endsWith", "streq":
 		// Byte-wise: the value contains the argument.
 		if r.opData == "" {

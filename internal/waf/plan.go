@@ -64,8 +64,6 @@ type gateRule struct {
 }
 
 var (
-	setvarRx   = regexp.MustCompile(`(?i)setvar:'?!?tx\.([^=',"]*)`)
-	macroRx    = regexp.MustCompile(`%\{([^}]*)\}`)
 	skipRx     = regexp.MustCompile(`(?i)[,"]skip:'?(\d+)`)
 	removeSafe = map[string]bool{"setvar": true, "pass": true, "nolog": true, "log": true, "auditlog": true, "noauditlog": true, "t": true}
 )
@@ -121,6 +119,9 @@ type ruleFacts struct {
 func factsOf(r *compiledRule) ruleFacts {
 	var f ruleFacts
 	for c, head := r, true; c != nil; c, head = c.chain, false {
+		if c.capture {
+			f.writes = append(f.writes, "0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+		}
 		for _, v := range c.vars {
 			if v.v != variables.TX {
 				f.readsInput = true
@@ -138,8 +139,8 @@ func factsOf(r *compiledRule) ruleFacts {
 				f.headTXReads = append(f.headTXReads, name)
 			}
 		}
-		for _, m := range macroRx.FindAllStringSubmatch(c.raw, -1) {
-			ref := strings.ToLower(m[1])
+		for _, m := range macros(c.raw) {
+			ref := strings.ToLower(m)
 			name, ok := strings.CutPrefix(ref, "tx.")
 			switch {
 			case ok:
@@ -150,8 +151,8 @@ func factsOf(r *compiledRule) ruleFacts {
 			}
 		}
 		if head {
-			for _, m := range macroRx.FindAllStringSubmatch(c.opData, -1) {
-				ref := strings.ToLower(m[1])
+			for _, m := range macros(c.opData) {
+				ref := strings.ToLower(m)
 				if name, ok := strings.CutPrefix(ref, "tx."); ok {
 					f.headMacros = append(f.headMacros, name)
 				} else {
@@ -159,14 +160,57 @@ func factsOf(r *compiledRule) ruleFacts {
 				}
 			}
 		}
-		for _, m := range setvarRx.FindAllStringSubmatch(c.raw, -1) {
-			f.writes = append(f.writes, strings.ToLower(m[1]))
-		}
-		if c.capture {
-			f.writes = append(f.writes, "0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+		for _, m := range setvars(c.raw) {
+			f.writes = append(f.writes, strings.ToLower(m))
 		}
 	}
 	return f
+}
+
+// setvars returns the TX names in the setvar actions of SecLang text s
+// (setvar:tx.NAME=…, setvar:'!tx.NAME', any case), as written.
+func setvars(s string) []string {
+	var names []string
+	for i := 6; i < len(s); i++ {
+		if s[i] != ':' || !strings.EqualFold(s[i-6:i], "setvar") {
+			continue
+		}
+		j := i + 1
+		if j < len(s) && s[j] == '\'' {
+			j++
+		}
+		if j < len(s) && s[j] == '!' {
+			j++
+		}
+		if j+3 > len(s) || !strings.EqualFold(s[j:j+3], "tx.") {
+			continue
+		}
+		j += 3
+		k := j
+		for k < len(s) && strings.IndexByte("=',\"", s[k]) < 0 {
+			k++
+		}
+		names = append(names, s[j:k])
+	}
+	return names
+}
+
+// macros returns the references in the %{…} macros of s.
+func macros(s string) []string {
+	var refs []string
+	for {
+		i := strings.Index(s, "%{")
+		if i < 0 {
+			return refs
+		}
+		s = s[i+2:]
+		j := strings.IndexByte(s, '}')
+		if j < 0 {
+			return refs
+		}
+		refs = append(refs, s[:j])
+		s = s[j+1:]
+	}
 }
 
 // newPlan classifies rules for one profile: removed are the rule id ranges
@@ -381,11 +425,11 @@ func headMatches(state plugintypes.TransactionState, r *compiledRule) bool {
 func staticMacros(r *compiledRule, dyn *txNames) bool {
 	head, _, _ := strings.Cut(r.raw, "\nSecRule")
 	own := map[string]bool{"0": true}
-	for _, m := range setvarRx.FindAllStringSubmatch(head, -1) {
-		own[strings.ToLower(m[1])] = true
+	for _, m := range setvars(head) {
+		own[strings.ToLower(m)] = true
 	}
-	for _, m := range macroRx.FindAllStringSubmatch(r.raw, -1) {
-		name, ok := strings.CutPrefix(strings.ToLower(m[1]), "tx.")
+	for _, m := range macros(r.raw) {
+		name, ok := strings.CutPrefix(strings.ToLower(m), "tx.")
 		if ok && !own[name] && dyn.has(name) {
 			return false
 		}

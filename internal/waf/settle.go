@@ -2,6 +2,7 @@ package waf
 
 import (
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3"
@@ -70,13 +71,13 @@ func probeable(i int, rules []*compiledRule, facts []ruleFacts, reachable []bool
 		}
 	}
 	// The capture writes TX.0 only when the pattern has no groups.
-	if re, err := regexp.Compile(r.opData); err != nil || re.NumSubexp() > 0 {
+	if re, err := syntax.Parse(r.opData, syntax.Perl); err != nil || re.MaxCap() > 0 {
 		return false
 	}
 	head, _, _ := strings.Cut(r.raw, "\nSecRule")
 	var own []string
-	for _, m := range setvarRx.FindAllStringSubmatch(head, -1) {
-		name := strings.ToLower(m[1])
+	for _, m := range setvars(head) {
+		name := strings.ToLower(m)
 		if j := strings.Index(name, "%{"); j >= 0 {
 			name = name[:j] + "\x00" // a prefix: the rest is built per match
 		}
@@ -152,8 +153,8 @@ func readsTXHead(r *compiledRule, name string) bool {
 	if linkReadsTX(r, name) {
 		return true
 	}
-	for _, m := range macroRx.FindAllStringSubmatch(r.opData, -1) {
-		if strings.EqualFold(m[1], "tx."+name) {
+	for _, m := range macros(r.opData) {
+		if strings.EqualFold(m, "tx."+name) {
 			return true
 		}
 	}

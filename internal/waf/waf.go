@@ -75,6 +75,7 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	useLazyRX()
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d))
 	if err != nil {
 		return nil, fmt.Errorf("compile rules: %w", err)

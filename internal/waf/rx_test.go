@@ -1,0 +1,142 @@
+package waf
+
+import (
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+
+	"github.com/lambdarasp/lambdarasp/rules"
+)
+
+// stockRules are the embedded rules compiled with Coraza's own @rx
+// operator, before any New registers lazyRX.
+var stockRules []*compiledRule
+
+func TestMain(m *testing.M) {
+	d, err := rules.Directives(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000})
+	if err == nil {
+		var w coraza.WAF
+		if w, err = coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d)); err == nil {
+			stockRules, err = readRules(w)
+		}
+	}
+	if err == nil {
+		// Beyond the CRS: more than nine groups, a byte-wise pattern.
+		var w coraza.WAF
+		if w, err = coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(
+			`SecRule ARGS "@rx (a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)" "id:1,pass,capture"` + "\n" +
+				`SecRule ARGS "@rx a(\\xff|b)(c)?" "id:2,pass,capture"`)); err == nil {
+			var extra []*compiledRule
+			extra, err = readRules(w)
+			stockRules = append(stockRules, extra...)
+		}
+	}
+	if err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+// captureState records what an operator captures.
+type captureState struct {
+	plugintypes.TransactionState // nil: operators call only the two below
+	capturing                    bool
+	fields                       []string
+}
+
+func (c *captureState) Capturing() bool { return c.capturing }
+func (c *captureState) CaptureField(i int, v string) {
+	for len(c.fields) <= i {
+		c.fields = append(c.fields, "\x00unset")
+	}
+	c.fields[i] = v
+}
+
+// lazyRX answers and captures exactly what Coraza's @rx does, on strings
+// generated from each embedded pattern (most match) and their prefixes and
+// mutations (many do not).
+func TestLazyRXMatchesCoraza(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	seen := map[string]bool{}
+	matched, checked := 0, 0
+	for _, r := range stockRules {
+		for c := r; c != nil; c = c.chain {
+			if c.opName != "rx" || seen[c.opData] {
+				continue
+			}
+			seen[c.opData] = true
+			if _, ok := c.op.(lazyRX); ok {
+				t.Fatal("stock rules were compiled with lazyRX: TestMain must run before New")
+			}
+			lazy, err := newLazyRX(plugintypes.OperatorOptions{Arguments: c.opData})
+			if err != nil {
+				t.Fatalf("rule %d: %v", c.id, err)
+			}
+			ast, err := syntax.Parse(c.opData, syntax.Perl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 60; i++ {
+				var b strings.Builder
+				generate(&b, ast, rng)
+				s := b.String()
+				for _, v := range []string{s, "abcdefghijk", "xa\xffc", s[:rng.IntN(len(s)+1)], "x " + strings.ToUpper(s) + "\n;", strings.ReplaceAll(s, " ", "")} {
+					for _, capturing := range []bool{false, true} {
+						want, got := &captureState{capturing: capturing}, &captureState{capturing: capturing}
+						m := c.op.Evaluate(want, v)
+						if lazy.Evaluate(got, v) != m || !slices.Equal(want.fields, got.fields) {
+							t.Fatalf("rule %d on %q (capturing %v): Coraza %v %q, lazyRX %q", c.id, v, capturing, m, want.fields, got.fields)
+						}
+						checked++
+						if m {
+							matched++
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(seen) < 200 || matched < checked/4 || matched == checked {
+		t.Fatalf("%d patterns, %d of %d inputs matched: the generator is broken", len(seen), matched, checked)
+	}
+}
+
+// setvars and macros read what these patterns read, on every rule's text.
+func TestSetvarsAndMacros(t *testing.T) {
+	setvarRx := regexp.MustCompile(`(?i)setvar:'?!?tx\.([^=',"]*)`)
+	macroRx := regexp.MustCompile(`%\{([^}]*)\}`)
+	texts := []string{"setvar:tx.a", "SetVar:'!TX.b_c'", "setvar:tx.", "x%{tx.a}%{", "%{}%{REQUEST_HEADERS.host}"}
+	for _, r := range stockRules {
+		for c := r; c != nil; c = c.chain {
+			texts = append(texts, c.raw, c.opData)
+		}
+	}
+	sub := func(rx *regexp.Regexp, s string) []string {
+		var out []string
+		for _, m := range rx.FindAllStringSubmatch(s, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	n := 0
+	for _, s := range texts {
+		want := sub(setvarRx, s)
+		n += len(want)
+		if got := setvars(s); !slices.Equal(got, want) {
+			t.Fatalf("setvars(%.200q) = %q, want %q", s, got, want)
+		}
+		if got, want := macros(s), sub(macroRx, s); !slices.Equal(got, want) {
+			t.Fatalf("macros(%.200q) = %q, want %q", s, got, want)
+		}
+	}
+	if n < 500 {
+		t.Fatalf("only %d setvars in the rules", n)
+	}
+}
