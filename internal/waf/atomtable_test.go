@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite atoms.bin from the embedded rul
 // compiles as lazyRX will compile it: patterns in the table are compiled
 // on first use only.
 func TestAtomTable(t *testing.T) {
-	useLazyRX()
+	useLazyOperators()
 	d, err := rules.Directives(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000})
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,7 @@ package waf
 
 import (
 	"fmt"
-	"io/fs"
 	"math/bits"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -59,9 +57,8 @@ type bitset []uint64
 func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
 func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
 
-// buildGate indexes the gate rules of p. state is a transaction the
-// pmFromFile phrase lists are checked against.
-func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS, cache atomCache) {
+// buildGate indexes the gate rules of p.
+func (p *plan) buildGate(cache atomCache) {
 	ix := &p.ix
 	ix.words = (len(p.gate) + 63) / 64
 	atomID := map[string]int{}
@@ -104,7 +101,7 @@ func (p *plan) buildGate(state plugintypes.TransactionState, root fs.FS, cache a
 		ch.rules.set(gi)
 		a, cached := cache[r]
 		if !cached {
-			a.set, a.ok = opAtoms(r, state, root)
+			a.set, a.ok = opAtoms(r)
 			cache[r] = a
 		}
 		set, ok := a.set, a.ok
@@ -154,7 +151,7 @@ func selectionKey(r *compiledRule) string {
 
 // opAtoms returns the atoms a value must contain one of for the rule's
 // first link to match, or ok=false when there are none to rely on.
-func opAtoms(r *compiledRule, state plugintypes.TransactionState, root fs.FS) ([]string, bool) {
+func opAtoms(r *compiledRule) ([]string, bool) {
 	if r.negated || strings.Contains(r.opData, "%{") {
 		return nil, false
 	}
@@ -167,22 +164,12 @@ func opAtoms(r *compiledRule, state plugintypes.TransactionState, root fs.FS) ([
 			return nil, false
 		}
 		return []string{asciiLower(r.opData)}, true
-	case "pm":
-		// Coraza: lowercased, split on single spaces, matched ASCII
-		// case-insensitively anywhere in the value.
-		return phrases(strings.Split(strings.ToLower(r.opData), " "))
-	case "pmFromFile", "pmf":
-		set, ok := phraseFile(r.opData, root)
-		if !ok {
-			return nil, false
+	case "pm", "pmFromFile", "pmf":
+		// lowercased phrases, matched ASCII case-insensitively anywhere
+		// in the value.
+		if o, ok := r.op.(*lazyPM); ok {
+			return phrases(o.dict)
 		}
-		// The list must be the one Coraza loaded: each phrase matches.
-		for _, s := range set {
-			if !r.op.Evaluate(state, s) {
-				return nil, false
-			}
-		}
-		return set, true
 	}
 	return nil, false
 }
@@ -200,28 +187,6 @@ func phrases(list []string) ([]string, bool) {
 		}
 	}
 	return set, len(set) > 0
-}
-
-// phraseFile reads a pmFromFile list as Coraza does (lines trimmed, empty
-// and # lines skipped, lowercased), from the directory of the CRS rules
-// that name it.
-func phraseFile(name string, root fs.FS) ([]string, bool) {
-	if root == nil {
-		return nil, false
-	}
-	data, err := fs.ReadFile(root, path.Join("@owasp_crs", name))
-	if err != nil {
-		return nil, false
-	}
-	var list []string
-	for _, l := range strings.Split(string(data), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		list = append(list, strings.ToLower(l))
-	}
-	return phrases(list)
 }
 
 // gateEval evaluates the gate over one populated, never-evaluated

@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"io/fs"
 	"regexp"
 	"slices"
 	"strconv"
@@ -215,7 +214,7 @@ func macros(s string) []string {
 
 // newPlan classifies rules for one profile: removed are the rule id ranges
 // the profile removes in every transaction.
-func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, removed [][2]int) *plan {
+func newPlan(w coraza.WAF, cache atomCache, rules []*compiledRule, removed [][2]int) *plan {
 	p := &plan{rules: rules, keep: make([]bool, len(rules)), skipped: make([][]int, len(rules)), gateOf: make([]int, len(rules))}
 	inProfile := func(r *compiledRule) bool {
 		for _, rg := range removed {
@@ -375,9 +374,7 @@ func newPlan(w coraza.WAF, root fs.FS, cache atomCache, rules []*compiledRule, r
 			p.remove = append(p.remove, r.id)
 		}
 	}
-	tx = w.NewTransaction()
-	defer tx.Close()
-	p.buildGate(tx.(plugintypes.TransactionState), root, cache)
+	p.buildGate(cache)
 	var probed []*compiledRule
 	for _, g := range p.gate {
 		if g.settle == settleProbe {

@@ -75,7 +75,7 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	useLazyRX()
+	useLazyOperators()
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d))
 	if err != nil {
 		return nil, fmt.Errorf("compile rules: %w", err)
@@ -101,8 +101,8 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 		return nil, fmt.Errorf("read compiled rules for the fast path (%w); use the reference engine with this Coraza version", err)
 	}
 	cache := atomCache{}
-	e.http = newPlan(w, rules.FS, cache, compiled, httpProfile)
-	e.record = newPlan(w, rules.FS, cache, compiled, recordProfile)
+	e.http = newPlan(w, cache, compiled, httpProfile)
+	e.record = newPlan(w, cache, compiled, recordProfile)
 	return e, nil
 }
 

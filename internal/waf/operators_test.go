@@ -140,3 +140,53 @@ func TestSetvarsAndMacros(t *testing.T) {
 		t.Fatalf("only %d setvars in the rules", n)
 	}
 }
+
+// lazyPM answers and captures exactly what Coraza's @pm and @pmFromFile
+// do, on phrases of each list embedded in text, case-changed, cut short
+// and run together.
+func TestLazyPMMatchesCoraza(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	rulesChecked, matched, checked := 0, 0, 0
+	for _, r := range stockRules {
+		for c := r; c != nil; c = c.chain {
+			var lazy plugintypes.Operator
+			var err error
+			opts := plugintypes.OperatorOptions{Arguments: c.opData, Path: []string{"@owasp_crs"}, Root: rules.FS}
+			switch c.opName {
+			case "pm":
+				lazy, err = newLazyPM(opts)
+			case "pmFromFile", "pmf":
+				lazy, err = newLazyPMFromFile(opts)
+			default:
+				continue
+			}
+			if err != nil {
+				t.Fatalf("rule %d: %v", c.id, err)
+			}
+			if _, ok := c.op.(*lazyPM); ok {
+				t.Fatal("stock rules were compiled with lazyPM: TestMain must run before New")
+			}
+			rulesChecked++
+			dict := lazy.(*lazyPM).dict
+			for i := 0; i < 40; i++ {
+				p, q := dict[rng.IntN(len(dict))], dict[rng.IntN(len(dict))]
+				for _, v := range []string{p, "a " + strings.ToUpper(p) + " b", p[:len(p)/2], p + q + p, strings.Repeat(q, 12), "K\u212a" + p} {
+					for _, capturing := range []bool{false, true} {
+						want, got := &captureState{capturing: capturing}, &captureState{capturing: capturing}
+						m := c.op.Evaluate(want, v)
+						if lazy.Evaluate(got, v) != m || !slices.Equal(want.fields, got.fields) {
+							t.Fatalf("rule %d on %q (capturing %v): Coraza %v %q, lazyPM %q", c.id, v, capturing, m, want.fields, got.fields)
+						}
+						checked++
+						if m {
+							matched++
+						}
+					}
+				}
+			}
+		}
+	}
+	if rulesChecked < 15 || matched < checked/2 || matched == checked {
+		t.Fatalf("%d rules, %d of %d inputs matched: the test inputs are broken", rulesChecked, matched, checked)
+	}
+}
