@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"sync"
 	"unsafe"
 
 	"github.com/corazawaf/coraza/v3"
@@ -150,9 +151,31 @@ func readRule(v reflect.Value) (*compiledRule, error) {
 // field returns the named field of struct value v, readable even when it
 // is unexported. v must be addressable.
 func field(v reflect.Value, name string) reflect.Value {
-	f := v.FieldByName(name)
-	if !f.IsValid() {
+	k := fieldKey{v.Type(), name}
+	fieldMu.Lock()
+	index, ok := fieldIndex[k]
+	if !ok {
+		if f, found := k.t.FieldByName(name); found {
+			index = f.Index
+			fieldIndex[k] = index
+		}
+	}
+	fieldMu.Unlock()
+	if index == nil {
 		panic(fmt.Sprintf("no field %s in %s", name, v.Type()))
 	}
+	f := v.FieldByIndex(index)
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+}
+
+// fieldIndex caches field lookups by name, which are slow and repeated for
+// every rule.
+var (
+	fieldMu    sync.Mutex
+	fieldIndex = map[fieldKey][]int{}
+)
+
+type fieldKey struct {
+	t    reflect.Type
+	name string
 }

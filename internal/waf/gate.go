@@ -30,7 +30,7 @@ import (
 //   - an operator runs only where one of its atoms occurs, or always when
 //     it has none (libinjection, byte ranges, the few patterns without).
 type gateIndex struct {
-	ac      *acMatcher
+	atoms   *atomIndex
 	posting [][]int // atom id → gate rules (indexes in plan.gate) gated on it
 	words   int     // length of a gate-rule bitset
 	sels    []gateSel
@@ -57,12 +57,12 @@ type bitset []uint64
 func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
 func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
 
-// buildGate indexes the gate rules of p.
-func (p *plan) buildGate(cache atomCache) {
+// buildGate indexes the gate rules of p; their atoms are numbered in
+// atoms, shared by both profiles.
+func (p *plan) buildGate(atoms *atomIndex) {
 	ix := &p.ix
+	ix.atoms = atoms
 	ix.words = (len(p.gate) + 63) / 64
-	atomID := map[string]int{}
-	var atomList []string
 	selOf := map[string]int{}
 	chainOf := map[string]int{}
 	for gi := range p.gate {
@@ -99,36 +99,60 @@ func (p *plan) buildGate(cache atomCache) {
 		}
 		ch := &sel.chains[ci]
 		ch.rules.set(gi)
-		a, cached := cache[r]
-		if !cached {
-			a.set, a.ok = opAtoms(r)
-			cache[r] = a
-		}
-		set, ok := a.set, a.ok
+		ids, ok := atoms.of(r)
 		if !ok {
 			ch.always.set(gi)
 			continue
 		}
-		for _, a := range set {
-			id, ok := atomID[a]
-			if !ok {
-				id = len(atomList)
-				atomID[a] = id
-				atomList = append(atomList, a)
+		for _, id := range ids {
+			for int(id) >= len(ix.posting) {
 				ix.posting = append(ix.posting, nil)
 			}
 			ix.posting[id] = append(ix.posting[id], gi)
 		}
 	}
-	ix.ac = newACMatcher(atomList)
 }
 
-// atomCache remembers each rule's atoms while New plans both profiles,
-// which share most rules.
-type atomCache map[*compiledRule]struct {
-	set []string
+// atomIndex numbers the atoms of the gate rules of both profiles, which
+// share most rules; one automaton (built by New once both are planned)
+// finds them all.
+type atomIndex struct {
+	rules map[*compiledRule]ruleAtoms
+	ids   map[string]int32
+	list  []string
+	ac    *acMatcher
+}
+
+type ruleAtoms struct {
+	ids []int32
 	ok  bool
 }
+
+func newAtomIndex() *atomIndex {
+	return &atomIndex{rules: map[*compiledRule]ruleAtoms{}, ids: map[string]int32{}}
+}
+
+// of returns the ids of the rule's atoms (see opAtoms).
+func (x *atomIndex) of(r *compiledRule) ([]int32, bool) {
+	if a, ok := x.rules[r]; ok {
+		return a.ids, a.ok
+	}
+	set, ok := opAtoms(r)
+	a := ruleAtoms{ok: ok}
+	for _, s := range set {
+		id, seen := x.ids[s]
+		if !seen {
+			id = int32(len(x.list))
+			x.ids[s] = id
+			x.list = append(x.list, s)
+		}
+		a.ids = append(a.ids, id)
+	}
+	x.rules[r] = a
+	return a.ids, a.ok
+}
+
+func (x *atomIndex) build() { x.ac = newACMatcher(x.list) }
 
 // selectionKey identifies what a rule's variables select, phase included.
 func selectionKey(r *compiledRule) string {
@@ -324,14 +348,17 @@ func (g *gateEval) scan(i int32) (hits, done bitset) {
 	hits = g.arena[off : off+n]
 	posting := g.p.ix.posting
 	hit := func(a int32) {
-		for _, gi := range posting[a] {
-			hits.set(gi)
+		if int(a) < len(posting) {
+			for _, gi := range posting[a] {
+				hits.set(gi)
+			}
 		}
 	}
+	ac := g.p.ix.atoms.ac
 	lower, folded := scanTexts(g.info[i].s)
-	g.p.ix.ac.scan(lower, hit)
+	ac.scan(lower, hit)
 	if folded != "" {
-		g.p.ix.ac.scan(folded, hit)
+		ac.scan(folded, hit)
 	}
 	return hits, g.arena[off+n : off+2*n]
 }

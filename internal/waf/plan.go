@@ -214,7 +214,7 @@ func macros(s string) []string {
 
 // newPlan classifies rules for one profile: removed are the rule id ranges
 // the profile removes in every transaction.
-func newPlan(w coraza.WAF, cache atomCache, rules []*compiledRule, removed [][2]int) *plan {
+func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []ruleFacts, removed [][2]int) *plan {
 	p := &plan{rules: rules, keep: make([]bool, len(rules)), skipped: make([][]int, len(rules)), gateOf: make([]int, len(rules))}
 	inProfile := func(r *compiledRule) bool {
 		for _, rg := range removed {
@@ -223,10 +223,6 @@ func newPlan(w coraza.WAF, cache atomCache, rules []*compiledRule, removed [][2]
 			}
 		}
 		return true
-	}
-	facts := make([]ruleFacts, len(rules))
-	for i, r := range rules {
-		facts[i] = factsOf(r)
 	}
 	// Dynamic TX names: written by a rule that is not static. Static
 	// depends on dynamic, so iterate to a fixed point.
@@ -374,7 +370,7 @@ func newPlan(w coraza.WAF, cache atomCache, rules []*compiledRule, removed [][2]
 			p.remove = append(p.remove, r.id)
 		}
 	}
-	p.buildGate(cache)
+	p.buildGate(atoms)
 	var probed []*compiledRule
 	for _, g := range p.gate {
 		if g.settle == settleProbe {

@@ -100,9 +100,14 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read compiled rules for the fast path (%w); use the reference engine with this Coraza version", err)
 	}
-	cache := atomCache{}
-	e.http = newPlan(w, cache, compiled, httpProfile)
-	e.record = newPlan(w, cache, compiled, recordProfile)
+	facts := make([]ruleFacts, len(compiled))
+	for i, r := range compiled {
+		facts[i] = factsOf(r)
+	}
+	atoms := newAtomIndex()
+	e.http = newPlan(w, atoms, compiled, facts, httpProfile)
+	e.record = newPlan(w, atoms, compiled, facts, recordProfile)
+	atoms.build()
 	return e, nil
 }
 
