@@ -8,10 +8,13 @@
 package rules
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
+	"time"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 )
@@ -23,8 +26,7 @@ var (
 	ownConf string
 )
 
-// FS resolves the `Include @owasp_crs/…` lines in the text Directives returns.
-// Pass it to coraza.NewWAFConfig().WithRootFS.
+// FS holds the OWASP CRS files (@owasp_crs/…) as published.
 var FS fs.FS = coreruleset.FS
 
 // Rule id ranges. Ids in [OwnFirst, OwnLast] are lambdarasp's SecLang rules;
@@ -82,17 +84,33 @@ type Settings struct {
 	Extra []string
 	// Exclusions is SecLang loaded last (SecRuleRemoveById,
 	// SecRuleUpdateTargetById), so it can refer to every rule above.
+	// A SecRuleUpdateTargetById of a rule left out (see All) is dropped.
 	Exclusions []string
+	// All keeps the CRS rules of the paranoia levels above Paranoia. They
+	// never run — each file's paranoia skip rules jump over them — so by
+	// default they are left out, which halves the rules Coraza parses at
+	// init. They are kept anyway when Extra mentions paranoia_level (a
+	// user rule could raise it), and by the reference engine.
+	All bool
 }
 
-// Directives returns the SecLang text for s. It does not validate s beyond
-// what it must interpolate; Coraza reports anything it cannot parse.
-func Directives(s Settings) (string, error) {
+// Directives returns the SecLang text for s, and the file system its
+// Include lines resolve in (pass it to coraza.NewWAFConfig().WithRootFS).
+// It does not validate s beyond what it must interpolate; Coraza reports
+// anything it cannot parse.
+func Directives(s Settings) (string, fs.FS, error) {
 	if s.Paranoia < 1 || s.Paranoia > 4 {
-		return "", fmt.Errorf("paranoia level %d: want 1 to 4", s.Paranoia)
+		return "", nil, fmt.Errorf("paranoia level %d: want 1 to 4", s.Paranoia)
 	}
 	if s.Threshold < 1 {
-		return "", fmt.Errorf("anomaly threshold %d: want 1 or more", s.Threshold)
+		return "", nil, fmt.Errorf("anomaly threshold %d: want 1 or more", s.Threshold)
+	}
+	root, dropped := FS, map[string]bool{}
+	if !s.All && !strings.Contains(strings.ToLower(strings.Join(s.Extra, "\n")), "paranoia_level") {
+		var err error
+		if root, dropped, err = aboveParanoia(s.Paranoia); err != nil {
+			return "", nil, err
+		}
 	}
 	var b strings.Builder
 	b.WriteString(engineConf)
@@ -106,7 +124,7 @@ func Directives(s Settings) (string, error) {
 	b.WriteString(ownConf)
 	if s.RuntimeAPI != "" {
 		if strings.ContainsAny(s.RuntimeAPI, "\"'\\ \n") {
-			return "", fmt.Errorf("runtime API address %q: unexpected characters", s.RuntimeAPI)
+			return "", nil, fmt.Errorf("runtime API address %q: unexpected characters", s.RuntimeAPI)
 		}
 		fmt.Fprintf(&b, `SecRule ARGS|ARGS_NAMES|REQUEST_COOKIES|REQUEST_HEADERS|XML:/* "@contains %s" "id:%d,phase:2,block,t:none,t:urlDecodeUni,t:lowercase,msg:'SSRF to the Lambda Runtime API address of this environment',logdata:'found within %%{MATCHED_VAR_NAME}',tag:'lambdarasp',tag:'attack-ssrf',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%%{tx.critical_anomaly_score}'"`+"\n",
 			strings.ToLower(s.RuntimeAPI), RuntimeAPIRule)
@@ -117,8 +135,108 @@ func Directives(s Settings) (string, error) {
 	}
 	b.WriteString("Include @owasp_crs/REQUEST-949-BLOCKING-EVALUATION.conf\n")
 	for _, e := range s.Exclusions {
+		if f := strings.Fields(e); len(f) > 1 && f[0] == "SecRuleUpdateTargetById" && dropped[f[1]] {
+			continue
+		}
 		b.WriteString(e)
 		b.WriteString("\n")
 	}
-	return b.String(), nil
+	return b.String(), root, nil
 }
+
+// aboveParanoia returns FS with the CRS request rule files cut down to the
+// rules of paranoia levels up to level, and the ids of the rules it left
+// out. In each file, the rules of level N follow the skip rules
+// `SecRule TX:DETECTION_PARANOIA_LEVEL "@lt N" … skipAfter:END-…` and run
+// to the next level's skip rules or the file's end marker; the cut starts
+// at the first skip rule above level and ends before that marker.
+func aboveParanoia(level int) (fs.FS, map[string]bool, error) {
+	files := map[string][]byte{}
+	dropped := map[string]bool{}
+	for _, f := range crsFiles {
+		name := "@owasp_crs/" + f + ".conf"
+		data, err := fs.ReadFile(FS, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		var out strings.Builder
+		cutting := false
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if n, ok := strings.CutPrefix(line, `SecRule TX:DETECTION_PARANOIA_LEVEL "@lt `); ok && len(n) > 0 && int(n[0]-'0') > level {
+				cutting = true
+			}
+			if strings.HasPrefix(line, "SecMarker ") {
+				cutting = false
+			}
+			if !cutting {
+				out.WriteString(line)
+				continue
+			}
+			for _, id := range ruleIDs(line) {
+				dropped[id] = true
+			}
+		}
+		if cutting {
+			return nil, nil, fmt.Errorf("%s: no SecMarker after the paranoia level %d skip rules: unexpected CRS layout", name, level+1)
+		}
+		files[name] = []byte(out.String())
+	}
+	return overlayFS{base: FS, files: files}, dropped, nil
+}
+
+// ruleIDs returns the ids in the id: actions of a SecLang line.
+func ruleIDs(line string) []string {
+	var ids []string
+	for i := strings.Index(line, "id:"); i >= 0; {
+		if i > 0 && (line[i-1] == '"' || line[i-1] == ',') {
+			j := i + 3
+			for j < len(line) && '0' <= line[j] && line[j] <= '9' {
+				j++
+			}
+			if j > i+3 {
+				ids = append(ids, line[i+3:j])
+			}
+		}
+		next := strings.Index(line[i+3:], "id:")
+		if next < 0 {
+			break
+		}
+		i += 3 + next
+	}
+	return ids
+}
+
+// overlayFS serves files from memory, and everything else from base.
+type overlayFS struct {
+	base  fs.FS
+	files map[string][]byte
+}
+
+func (o overlayFS) Open(name string) (fs.File, error) {
+	if data, ok := o.files[name]; ok {
+		return &memFile{name: path.Base(name), Reader: bytes.NewReader(data), size: int64(len(data))}, nil
+	}
+	return o.base.Open(name)
+}
+
+func (o overlayFS) ReadFile(name string) ([]byte, error) {
+	if data, ok := o.files[name]; ok {
+		return bytes.Clone(data), nil
+	}
+	return fs.ReadFile(o.base, name)
+}
+
+type memFile struct {
+	*bytes.Reader
+	name string
+	size int64
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return f, nil }
+func (f *memFile) Close() error               { return nil }
+func (f *memFile) Name() string               { return f.name }
+func (f *memFile) Size() int64                { return f.size }
+func (f *memFile) Mode() fs.FileMode          { return 0o444 }
+func (f *memFile) ModTime() time.Time         { return time.Time{} }
+func (f *memFile) IsDir() bool                { return false }
+func (f *memFile) Sys() any                   { return nil }

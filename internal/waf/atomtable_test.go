@@ -21,11 +21,11 @@ var update = flag.Bool("update", false, "rewrite atoms.bin from the embedded rul
 // on first use only.
 func TestAtomTable(t *testing.T) {
 	useLazyOperators()
-	d, err := rules.Directives(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000})
+	d, root, err := rules.Directives(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, All: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d))
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(d))
 	if err != nil {
 		t.Fatal(err)
 	}

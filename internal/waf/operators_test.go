@@ -20,10 +20,10 @@ import (
 var stockRules []*compiledRule
 
 func TestMain(m *testing.M) {
-	d, err := rules.Directives(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000})
+	d, root, err := rules.Directives(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, All: true})
 	if err == nil {
 		var w coraza.WAF
-		if w, err = coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d)); err == nil {
+		if w, err = coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(d)); err == nil {
 			stockRules, err = readRules(w)
 		}
 	}

@@ -71,12 +71,15 @@ type (
 // the fast path is tested against); otherwise New also reads the compiled
 // rules and plans the fast path (see plan).
 func New(s rules.Settings, reference bool) (*Engine, error) {
-	d, err := rules.Directives(s)
+	if reference {
+		s.All = true // every rule, as raw Coraza would load them
+	}
+	d, root, err := rules.Directives(s)
 	if err != nil {
 		return nil, err
 	}
 	useLazyOperators()
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(rules.FS).WithDirectives(d))
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(d))
 	if err != nil {
 		return nil, fmt.Errorf("compile rules: %w", err)
 	}
