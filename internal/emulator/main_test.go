@@ -1,0 +1,218 @@
+package emulator
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The binaries TestMain builds: testdata/function (an unmodified
+// aws-lambda-go lambda.Start main) and testdata/extension (a standard
+// library extension that writes down what it receives).
+var functionBin, extensionBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "emulator-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "bin")
+	if err := buildTestBinaries(bin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	functionBin, extensionBin = filepath.Join(bin, "function"), filepath.Join(bin, "extension")
+	return m.Run()
+}
+
+// buildTestBinaries builds both test programs with one go build.
+func buildTestBinaries(out string) error {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goCmd, "build", "-o", out+string(filepath.Separator), "./testdata/function", "./testdata/extension")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the test function and extension: %v\n%s", err, b)
+	}
+	return nil
+}
+
+// extensionsDir returns a new extensions directory holding the test
+// extension under each of names, and the directory the extensions write
+// their notes to.
+func extensionsDir(t *testing.T, names ...string) (dir, outDir string) {
+	t.Helper()
+	dir, outDir = t.TempDir(), t.TempDir()
+	for _, n := range names {
+		if err := os.Symlink(extensionBin, filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, outDir
+}
+
+// start starts an emulator for the test function and closes it at the end
+// of the test.
+func start(t *testing.T, cfg Config) *Emulator {
+	t.Helper()
+	if cfg.Function == "" {
+		cfg.Function = functionBin
+	}
+	if testing.Verbose() && cfg.Logs == nil {
+		cfg.Logs = testWriter{t}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	em, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	return em
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func invoke(t *testing.T, em *Emulator, payload string, opts ...InvokeOption) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := em.Invoke(ctx, []byte(payload), opts...)
+	if err != nil {
+		t.Fatalf("Invoke(%s): %v", payload, err)
+	}
+	return res
+}
+
+// note is one line an extension wrote.
+type note struct {
+	Kind   string          `json:"kind"`
+	At     int64           `json:"at"`
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+	Env    map[string]string
+}
+
+func (n note) time() time.Time { return time.Unix(0, n.At) }
+
+// notes reads what extension name wrote to outDir.
+func notes(t *testing.T, outDir, name string) []note {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(outDir, name+".jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []note
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var n note
+		if err := json.Unmarshal(sc.Bytes(), &n); err != nil {
+			t.Fatalf("%s: %v: %s", name, err, sc.Text())
+		}
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// received is every telemetry record the extension got, in order.
+func received(t *testing.T, ns []note) []Record {
+	t.Helper()
+	var rs []Record
+	for _, n := range ns {
+		if n.Kind != "telemetry" {
+			continue
+		}
+		var batch []Record
+		if err := json.Unmarshal(n.Body, &batch); err != nil {
+			t.Fatalf("telemetry batch: %v: %s", err, n.Body)
+		}
+		rs = append(rs, batch...)
+	}
+	return rs
+}
+
+// events is the Extensions API events the extension got.
+func events(t *testing.T, ns []note) []map[string]any {
+	t.Helper()
+	var evs []map[string]any
+	for _, n := range ns {
+		if n.Kind != "event" {
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(n.Body, &ev); err != nil {
+			t.Fatalf("event: %v: %s", err, n.Body)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// platform is the types of the platform records among rs, in order.
+func platform(rs []Record) []string {
+	var out []string
+	for _, r := range rs {
+		if strings.HasPrefix(r.Type, "platform.") {
+			out = append(out, r.Type)
+		}
+	}
+	return out
+}
+
+// body decodes a record's body.
+func body(t *testing.T, r Record) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Record, &m); err != nil {
+		t.Fatalf("%s: %v: %s", r.Type, err, r.Record)
+	}
+	return m
+}
+
+// find returns the records of type typ.
+func find(rs []Record, typ string) []Record {
+	var out []Record
+	for _, r := range rs {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// logLines returns the log lines of type typ ("function" or "extension").
+func logLines(t *testing.T, rs []Record, typ string) []string {
+	t.Helper()
+	var out []string
+	for _, r := range find(rs, typ) {
+		var s string
+		if err := json.Unmarshal(r.Record, &s); err != nil {
+			t.Fatalf("%s record: %v", typ, err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
