@@ -43,7 +43,7 @@ func TestACMatcher(t *testing.T) {
 	seen := map[string]bool{}
 	for _, p := range []*plan{e.http, e.record} {
 		for _, gr := range p.gate {
-			set, _ := opAtoms(gr.r)
+			set, _, _ := opAtoms(gr.r)
 			for _, a := range set {
 				if !seen[a] {
 					seen[a] = true

@@ -32,11 +32,76 @@ const (
 // one byte, not the rune's UTF-8 encoding); a repetition that may be empty
 // requires nothing.
 func atoms(pattern string) (set []string, ok bool) {
+	return analyser{}.atoms(pattern)
+}
+
+// evasionChars are the characters CRS's command patterns let an attacker
+// put anywhere between the letters of a command (`["')[\\]*` and `\\?`
+// after every letter of b.u.s.y.b.o.x): analysed as they are, those
+// patterns require one of these common characters or a two-letter piece
+// of a word. Analysed with the characters deleted — from the pattern's
+// language and from the value scanned — they require whole command words.
+const evasionChars = "\"')[\\"
+
+// bestAtoms is the better of the pattern's plain atoms and its atoms with
+// evasionChars deleted (deleted reports which): a value must contain one
+// of set, or, when deleted, do so once those characters are removed
+// from it.
+func bestAtoms(pattern string) (set []string, ok, deleted bool) {
+	set, ok = atoms(pattern)
+	if !strings.ContainsAny(pattern, `"')[\`) {
+		return set, ok, false
+	}
+	if dset, dok := (analyser{del: evasionChars}).atoms(pattern); dok && (!ok || better(dset, set)) {
+		return dset, true, true
+	}
+	return set, ok, false
+}
+
+// analyser analyses patterns; with del set, for the language with the
+// characters of del deleted from every string (deletion distributes over
+// concatenation and alternation, so it is applied to the literals and
+// classes, and a part that only matches those characters matches "").
+type analyser struct{ del string }
+
+func (a analyser) atoms(pattern string) ([]string, bool) {
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil, false
 	}
-	return analyse(re.Simplify()).required()
+	return a.analyse(re.Simplify()).required()
+}
+
+// strip deletes the characters of del from s.
+func (a analyser) strip(s string) string {
+	return deleteChars(s, a.del)
+}
+
+// deleteChars returns s without the bytes in chars (ASCII), s itself when
+// it has none.
+func deleteChars(s, chars string) string {
+	if chars == "" || !strings.ContainsAny(s, chars) {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(chars, s[i]) < 0 {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
+
+func (a analyser) forms(r rune, fold bool) []string {
+	f := runeForms(r, fold)
+	if a.del == "" {
+		return f
+	}
+	var out []string
+	for _, x := range f {
+		out = union(out, []string{a.strip(x)})
+	}
+	return out
 }
 
 // info is what the analysis knows about a sub-pattern: its match contains
@@ -68,6 +133,20 @@ func (in info) required() ([]string, bool) {
 		}
 	}
 	return in.need, in.hasNeed
+}
+
+// onlyEmpty reports whether the sub-pattern only matches "" (all its
+// characters deleted).
+func (in info) onlyEmpty() bool {
+	if !in.isExact || len(in.esc) > 0 {
+		return false
+	}
+	for _, x := range in.exact {
+		if x != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // nonEmpty is a set one of whose atoms every non-empty match contains.
@@ -143,7 +222,7 @@ func containsLonger(x string, set []string) bool {
 	return false
 }
 
-func analyse(re *syntax.Regexp) info {
+func (a analyser) analyse(re *syntax.Regexp) info {
 	switch re.Op {
 	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
 		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
@@ -153,13 +232,13 @@ func analyse(re *syntax.Regexp) info {
 		cur := []string{""}
 		fold := re.Flags&syntax.FoldCase != 0
 		for _, r := range re.Rune {
-			if cur = product(cur, runeForms(r, fold)); cur == nil {
-				return literalSegments(re)
+			if cur = product(cur, a.forms(r, fold)); cur == nil {
+				return a.literalSegments(re)
 			}
 		}
 		return exactly(cur...)
 	case syntax.OpCharClass:
-		set, ok := classSet(re)
+		set, ok := a.classSet(re)
 		if !ok {
 			return nothing
 		}
@@ -167,33 +246,33 @@ func analyse(re *syntax.Regexp) info {
 	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
 		return nothing
 	case syntax.OpCapture:
-		return analyse(re.Sub[0])
+		return a.analyse(re.Sub[0])
 	case syntax.OpQuest:
-		sub := analyse(re.Sub[0])
+		sub := a.analyse(re.Sub[0])
 		if sub.isExact {
 			// Its requirement no longer holds: it may be absent.
 			return info{exact: union(slices.Clone(sub.exact), []string{""}), esc: sub.esc, isExact: true}
 		}
 		return optional(sub)
 	case syntax.OpStar:
-		return optional(analyse(re.Sub[0]))
+		return optional(a.analyse(re.Sub[0]))
 	case syntax.OpPlus:
-		return requires(analyse(re.Sub[0]))
+		return requires(a.analyse(re.Sub[0]))
 	case syntax.OpRepeat:
 		if re.Min < 1 {
-			return optional(analyse(re.Sub[0]))
+			return optional(a.analyse(re.Sub[0]))
 		}
-		return requires(analyse(re.Sub[0]))
+		return requires(a.analyse(re.Sub[0]))
 	case syntax.OpConcat:
-		return concat(re.Sub)
+		return a.concat(re.Sub)
 	case syntax.OpAlternate:
-		return alternate(re.Sub)
+		return a.alternate(re.Sub)
 	}
 	return nothing
 }
 
 // classSet is the scanned forms of a small character class.
-func classSet(re *syntax.Regexp) ([]string, bool) {
+func (a analyser) classSet(re *syntax.Regexp) ([]string, bool) {
 	var set []string
 	for i := 0; i+1 < len(re.Rune); i += 2 {
 		lo, hi := re.Rune[i], re.Rune[i+1]
@@ -201,7 +280,7 @@ func classSet(re *syntax.Regexp) ([]string, bool) {
 			return nil, false
 		}
 		for r := lo; r <= hi; r++ {
-			if set = union(set, runeForms(r, false)); len(set) > 32 {
+			if set = union(set, a.forms(r, false)); len(set) > 32 {
 				return nil, false
 			}
 		}
@@ -213,6 +292,9 @@ func classSet(re *syntax.Regexp) ([]string, bool) {
 // non-empty matches contain as the escape. Without such a set, nothing
 // is known.
 func optional(sub info) info {
+	if sub.onlyEmpty() {
+		return exactly("")
+	}
 	set, ok := sub.nonEmpty()
 	if !ok {
 		return nothing
@@ -223,6 +305,9 @@ func optional(sub info) info {
 // requires keeps what a sub-pattern requires but forgets its exact form
 // (it repeats).
 func requires(in info) info {
+	if in.onlyEmpty() {
+		return exactly("")
+	}
 	set, ok := in.required()
 	return info{need: set, hasNeed: ok}
 }
@@ -233,7 +318,7 @@ func requires(in info) info {
 // it, so "process" is found in process\s*\.\s*spawn although whitespace
 // is common. A repeated part ends the runs with its first repetition and
 // starts the next with its last.
-func concat(subs []*syntax.Regexp) info {
+func (a analyser) concat(subs []*syntax.Regexp) info {
 	const maxRuns = 6
 	var best []string
 	found := false
@@ -268,7 +353,10 @@ func concat(subs []*syntax.Regexp) info {
 	}
 	for _, sub := range subs {
 		if sub.Op == syntax.OpPlus || sub.Op == syntax.OpRepeat && sub.Min >= 1 {
-			in := analyse(sub.Sub[0])
+			in := a.analyse(sub.Sub[0])
+			if in.onlyEmpty() {
+				continue // zero-width, or only deleted characters
+			}
 			if !in.isExact {
 				restart(exactly(""))
 				consider(requires(in))
@@ -278,7 +366,10 @@ func concat(subs []*syntax.Regexp) info {
 			restart(in)
 			continue
 		}
-		in := analyse(sub)
+		in := a.analyse(sub)
+		if in.onlyEmpty() {
+			continue
+		}
 		if !in.isExact {
 			restart(exactly(""))
 			consider(in)
@@ -315,12 +406,12 @@ func concat(subs []*syntax.Regexp) info {
 	return info{need: best, hasNeed: found}
 }
 
-func alternate(subs []*syntax.Regexp) info {
+func (a analyser) alternate(subs []*syntax.Regexp) info {
 	all := exactly()
 	var need []string
 	hasNeed := true
 	for _, sub := range subs {
-		in := analyse(sub)
+		in := a.analyse(sub)
 		if hasNeed {
 			set, ok := in.required()
 			if need = union(need, set); !ok || len(need) > maxAtoms {
@@ -340,7 +431,7 @@ func alternate(subs []*syntax.Regexp) info {
 
 // literalSegments is the fallback for a literal whose forms are too many
 // to expand: its longest run of runes with a single (ASCII) form.
-func literalSegments(re *syntax.Regexp) info {
+func (a analyser) literalSegments(re *syntax.Regexp) info {
 	best, cur := "", []byte{}
 	flush := func() {
 		if len(cur) > len(best) {
@@ -354,7 +445,9 @@ func literalSegments(re *syntax.Regexp) info {
 			flush()
 			continue
 		}
-		cur = append(cur, c)
+		if strings.IndexByte(a.del, c) < 0 {
+			cur = append(cur, c)
+		}
 	}
 	flush()
 	if best == "" {

@@ -14,14 +14,15 @@ import (
 // it is stale. Patterns not in it (user rules, the Runtime API address
 // rule of a real environment) are analysed at init.
 //
-// Format: the magic line, then per pattern its 16-byte key, a uvarint n
-// (0: no atoms, the pattern runs on every value; else n-1 atoms) and each
-// atom as a uvarint length and its bytes.
+// Format: the magic line, then per pattern its 16-byte key, a mode byte
+// (1: the atoms are of values with evasionChars deleted, see bestAtoms), a
+// uvarint n (0: no atoms, the pattern runs on every value; else n-1 atoms)
+// and each atom as a uvarint length and its bytes.
 //
 //go:embed atoms.bin
 var atomTableData string
 
-const atomTableMagic = "lambdarasp atoms 1\n"
+const atomTableMagic = "lambdarasp atoms 2\n"
 
 type atomKey [16]byte
 
@@ -31,8 +32,9 @@ func patternKey(pattern string) atomKey {
 }
 
 type atomEntry struct {
-	set []string
-	ok  bool
+	set     []string
+	ok      bool
+	deleted bool
 }
 
 // atomTable is atoms.bin decoded; its atoms are slices of the embedded
@@ -54,16 +56,17 @@ var atomTable = sync.OnceValue(func() map[atomKey]atomEntry {
 		return int(v), true
 	}
 	for len(d) > 0 {
-		if len(d) < 16 {
+		if len(d) < 17 {
 			return map[atomKey]atomEntry{}
 		}
 		k := atomKey([]byte(d[:16]))
-		d = d[16:]
+		deleted := d[16] == 1
+		d = d[17:]
 		n, ok := uvarint()
 		if !ok {
 			return map[atomKey]atomEntry{}
 		}
-		e := atomEntry{ok: n > 0}
+		e := atomEntry{ok: n > 0, deleted: deleted}
 		for i := 1; i < n; i++ {
 			l, ok := uvarint()
 			if !ok || l > len(d) {
@@ -83,10 +86,11 @@ func tableEntry(pattern string) (atomEntry, bool) {
 	return e, ok
 }
 
-// patternAtoms is atoms(pattern), from the table when it has the pattern.
-func patternAtoms(pattern string) ([]string, bool) {
+// patternAtoms is bestAtoms(pattern), from the table when it has the
+// pattern.
+func patternAtoms(pattern string) (set []string, ok, deleted bool) {
 	if e, ok := tableEntry(pattern); ok {
-		return e.set, e.ok
+		return e.set, e.ok, e.deleted
 	}
-	return atoms(pattern)
+	return bestAtoms(pattern)
 }

@@ -44,7 +44,7 @@ func TestAtomTable(t *testing.T) {
 				t.Fatalf("rule %d: pattern does not compile: %v", c.id, p.err)
 			}
 			var e atomEntry
-			e.set, e.ok = atoms(c.opData)
+			e.set, e.ok, e.deleted = bestAtoms(c.opData)
 			entries[patternKey(c.opData)] = e
 		}
 	}
@@ -67,7 +67,7 @@ func TestAtomTable(t *testing.T) {
 		t.Fatalf("atoms.bin decodes to %d patterns, want %d", len(table), len(entries))
 	}
 	for k, e := range entries {
-		if got := table[k]; got.ok != e.ok || !slices.Equal(got.set, e.set) {
+		if got := table[k]; got.ok != e.ok || got.deleted != e.deleted || !slices.Equal(got.set, e.set) {
 			t.Fatalf("atoms.bin entry %x decodes to %q, want %q", k, got.set, e.set)
 		}
 	}
@@ -84,6 +84,11 @@ func encodeAtomTable(entries map[atomKey]atomEntry) []byte {
 	for _, k := range keys {
 		e := entries[k]
 		out = append(out, k[:]...)
+		mode := byte(0)
+		if e.deleted {
+			mode = 1
+		}
+		out = append(out, mode)
 		n := 0
 		if e.ok {
 			n = len(e.set) + 1

@@ -31,7 +31,10 @@ import (
 //     it has none (libinjection, byte ranges, the few patterns without).
 type gateIndex struct {
 	atoms   *atomIndex
-	posting [][]int // atom id → gate rules (indexes in plan.gate) gated on it
+	// posting[mode][atom id] → the gate rules (indexes in plan.gate)
+	// gated on the atom; mode 1 is atoms of values with evasionChars
+	// deleted (see bestAtoms).
+	posting [2][][]int
 	words   int     // length of a gate-rule bitset
 	sels    []gateSel
 	chains  [][]plugintypes.Transformation
@@ -99,60 +102,69 @@ func (p *plan) buildGate(atoms *atomIndex) {
 		}
 		ch := &sel.chains[ci]
 		ch.rules.set(gi)
-		ids, ok := atoms.of(r)
-		if !ok {
+		ra := atoms.of(r)
+		if !ra.ok {
 			ch.always.set(gi)
 			continue
 		}
-		for _, id := range ids {
-			for int(id) >= len(ix.posting) {
-				ix.posting = append(ix.posting, nil)
+		posting := &ix.posting[ra.mode]
+		for _, id := range ra.ids {
+			for int(id) >= len(*posting) {
+				*posting = append(*posting, nil)
 			}
-			ix.posting[id] = append(ix.posting[id], gi)
+			(*posting)[id] = append((*posting)[id], gi)
 		}
 	}
 }
 
 // atomIndex numbers the atoms of the gate rules of both profiles, which
-// share most rules; one automaton (built by New once both are planned)
-// finds them all.
+// share most rules; one automaton per mode (built by New once both are
+// planned) finds them all.
 type atomIndex struct {
 	rules map[*compiledRule]ruleAtoms
-	ids   map[string]int32
-	list  []string
-	ac    *acMatcher
+	ids   [2]map[string]int32
+	list  [2][]string
+	ac    [2]*acMatcher
 }
 
 type ruleAtoms struct {
-	ids []int32
-	ok  bool
+	ids  []int32
+	ok   bool
+	mode int // 1: atoms of the value with evasionChars deleted
 }
 
 func newAtomIndex() *atomIndex {
-	return &atomIndex{rules: map[*compiledRule]ruleAtoms{}, ids: map[string]int32{}}
+	return &atomIndex{rules: map[*compiledRule]ruleAtoms{}, ids: [2]map[string]int32{{}, {}}}
 }
 
-// of returns the ids of the rule's atoms (see opAtoms).
-func (x *atomIndex) of(r *compiledRule) ([]int32, bool) {
+// of returns the rule's atoms (see opAtoms).
+func (x *atomIndex) of(r *compiledRule) ruleAtoms {
 	if a, ok := x.rules[r]; ok {
-		return a.ids, a.ok
+		return a
 	}
-	set, ok := opAtoms(r)
+	set, ok, deleted := opAtoms(r)
 	a := ruleAtoms{ok: ok}
+	if deleted {
+		a.mode = 1
+	}
 	for _, s := range set {
-		id, seen := x.ids[s]
+		id, seen := x.ids[a.mode][s]
 		if !seen {
-			id = int32(len(x.list))
-			x.ids[s] = id
-			x.list = append(x.list, s)
+			id = int32(len(x.list[a.mode]))
+			x.ids[a.mode][s] = id
+			x.list[a.mode] = append(x.list[a.mode], s)
 		}
 		a.ids = append(a.ids, id)
 	}
 	x.rules[r] = a
-	return a.ids, a.ok
+	return a
 }
 
-func (x *atomIndex) build() { x.ac = newACMatcher(x.list) }
+func (x *atomIndex) build() {
+	for m := range x.ac {
+		x.ac[m] = newACMatcher(x.list[m])
+	}
+}
 
 // selectionKey identifies what a rule's variables select, phase included.
 func selectionKey(r *compiledRule) string {
@@ -175,9 +187,9 @@ func selectionKey(r *compiledRule) string {
 
 // opAtoms returns the atoms a value must contain one of for the rule's
 // first link to match, or ok=false when there are none to rely on.
-func opAtoms(r *compiledRule) ([]string, bool) {
+func opAtoms(r *compiledRule) (set []string, ok, deleted bool) {
 	if r.negated || strings.Contains(r.opData, "%{") {
-		return nil, false
+		return nil, false, false
 	}
 	switch r.opName {
 	case "rx":
@@ -185,17 +197,18 @@ func opAtoms(r *compiledRule) ([]string, bool) {
 	case "contains", "beginsWith", "endsWith", "streq":
 		// Byte-wise: the value contains the argument.
 		if r.opData == "" {
-			return nil, false
+			return nil, false, false
 		}
-		return []string{asciiLower(r.opData)}, true
+		return []string{asciiLower(r.opData)}, true, false
 	case "pm", "pmFromFile", "pmf":
 		// lowercased phrases, matched ASCII case-insensitively anywhere
 		// in the value.
 		if o, ok := r.op.(*lazyPM); ok {
-			return phrases(o.dict)
+			set, ok := phrases(o.dict)
+			return set, ok, false
 		}
 	}
-	return nil, false
+	return nil, false, false
 }
 
 func phrases(list []string) ([]string, bool) {
@@ -346,19 +359,23 @@ func (g *gateEval) scan(i int32) (hits, done bitset) {
 	g.arena = append(g.arena, make([]uint64, 2*n)...)
 	g.info[i].bits = off
 	hits = g.arena[off : off+n]
-	posting := g.p.ix.posting
-	hit := func(a int32) {
-		if int(a) < len(posting) {
-			for _, gi := range posting[a] {
-				hits.set(gi)
+	lower, folded := scanTexts(g.info[i].s)
+	for m, ac := range g.p.ix.atoms.ac {
+		posting := g.p.ix.posting[m]
+		hit := func(a int32) {
+			if int(a) < len(posting) {
+				for _, gi := range posting[a] {
+					hits.set(gi)
+				}
 			}
 		}
-	}
-	ac := g.p.ix.atoms.ac
-	lower, folded := scanTexts(g.info[i].s)
-	ac.scan(lower, hit)
-	if folded != "" {
-		ac.scan(folded, hit)
+		if m == 1 {
+			lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
+		}
+		ac.scan(lower, hit)
+		if folded != "" {
+			ac.scan(folded, hit)
+		}
 	}
 	return hits, g.arena[off+n : off+2*n]
 }
