@@ -30,12 +30,12 @@ import (
 //   - an operator runs only where one of its atoms occurs, or always when
 //     it has none (libinjection, byte ranges, the few patterns without).
 type gateIndex struct {
-	atoms   *atomIndex
+	atoms *atomIndex
 	// posting[mode][atom id] → the gate rules (indexes in plan.gate)
 	// gated on the atom; mode 1 is atoms of values with evasionChars
 	// deleted (see bestAtoms).
 	posting [2][][]int
-	words   int     // length of a gate-rule bitset
+	words   int // length of a gate-rule bitset
 	sels    []gateSel
 	chains  [][]plugintypes.Transformation
 }
