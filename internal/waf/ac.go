@@ -109,16 +109,22 @@ func (m *acMatcher) step(s int32, c byte) int32 {
 	return m.root[c]
 }
 
-// scan calls hit with the id of every atom occurring in text, once per
-// occurrence.
+// scan calls hit with the id of every atom occurring in frame+text+frame,
+// once per occurrence.
 func (m *acMatcher) scan(text string, hit func(atom int32)) {
-	s := int32(0)
+	s := m.emit(0, frame[0], hit)
 	for i := 0; i < len(text); i++ {
-		s = m.step(s, text[i])
-		for o := s; o >= 0; o = m.out[o] {
-			if a := m.atom[o]; a >= 0 {
-				hit(a)
-			}
+		s = m.emit(s, text[i], hit)
+	}
+	m.emit(s, frame[0], hit)
+}
+
+func (m *acMatcher) emit(s int32, c byte, hit func(atom int32)) int32 {
+	s = m.step(s, c)
+	for o := s; o >= 0; o = m.out[o] {
+		if a := m.atom[o]; a >= 0 {
+			hit(a)
 		}
 	}
+	return s
 }

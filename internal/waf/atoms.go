@@ -35,6 +35,12 @@ func atoms(pattern string) (set []string, ok bool) {
 	return analyser{}.atoms(pattern)
 }
 
+// frame is the byte the gate scans before and after every value, so that
+// an anchored pattern (^ls, w$) requires "\x00ls" or "\nls" rather than
+// any "ls". A value may contain the byte itself: it then shows more
+// atoms, never fewer.
+const frame = "\x00"
+
 // evasionChars are the characters CRS's command patterns let an attacker
 // put anywhere between the letters of a command (`["')[\\]*` and `\\?`
 // after every letter of b.u.s.y.b.o.x): analysed as they are, those
@@ -224,8 +230,11 @@ func containsLonger(x string, set []string) bool {
 
 func (a analyser) analyse(re *syntax.Regexp) info {
 	switch re.Op {
-	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
-		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+	case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText:
+		// Coraza matches in (?m) mode: an anchor stands next to a newline
+		// or an end of the value, which the gate scans as frame.
+		return exactly(frame, "\n")
+	case syntax.OpEmptyMatch, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		// Zero-width: contributes the empty string to a concatenation.
 		return exactly("")
 	case syntax.OpLiteral:
@@ -607,6 +616,8 @@ func rarity(set []string) float64 {
 		switch len(s) {
 		case 1:
 			switch c := s[0]; {
+			case s == frame:
+				sum += 2 // in every value
 			case c == ' ' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
 				sum += 1
 			case strings.IndexByte(".,-/:_@=&?+()", c) >= 0:

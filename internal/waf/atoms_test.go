@@ -115,7 +115,7 @@ func showsAtom(s string, set []string, deleted bool) bool {
 		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
 	}
 	for _, a := range set {
-		if strings.Contains(lower, a) || folded != "" && strings.Contains(folded, a) {
+		if strings.Contains(frame+lower+frame, a) || folded != "" && strings.Contains(frame+folded+frame, a) {
 			return true
 		}
 	}
