@@ -241,6 +241,15 @@ type gateEval struct {
 	multi map[transKey][]int32
 	arena []uint64 // hits and done bitsets, words each
 	cand  bitset
+	// fields caches the collection queries, which allocate and which
+	// many selections repeat.
+	fields map[fieldQuery][]types.MatchData
+}
+
+type fieldQuery struct {
+	v   variables.RuleVariable
+	key string
+	rx  *regexp.Regexp
 }
 
 type strInfo struct {
@@ -253,12 +262,13 @@ type transKey struct{ str, chain int32 }
 
 func newGateEval(p *plan, tx types.Transaction) *gateEval {
 	return &gateEval{
-		p:     p,
-		state: tx.(plugintypes.TransactionState),
-		strs:  map[string]int32{},
-		trans: map[transKey]int32{},
-		multi: map[transKey][]int32{},
-		cand:  make(bitset, p.ix.words),
+		p:      p,
+		state:  tx.(plugintypes.TransactionState),
+		strs:   map[string]int32{},
+		trans:  map[transKey]int32{},
+		multi:  map[transKey][]int32{},
+		cand:   make(bitset, p.ix.words),
+		fields: map[fieldQuery][]types.MatchData{},
 	}
 }
 
@@ -266,6 +276,7 @@ func newGateEval(p *plan, tx types.Transaction) *gateEval {
 // phase whose first link may match: it matched a value, or it cannot be
 // decided before Coraza runs.
 func (g *gateEval) candidates(dst []int, phase int) []int {
+	clear(g.fields) // the caller adds values between phases
 	ix := &g.p.ix
 	for i := range ix.sels {
 		sel := &ix.sels[i]
@@ -273,9 +284,7 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 			continue
 		}
 		for vi := range sel.vars {
-			for _, md := range getField(g.state, &sel.vars[vi]) {
-				g.value(sel, md.Value())
-			}
+			g.values(sel, &sel.vars[vi])
 		}
 	}
 	for gi, gr := range g.p.gate {
@@ -284,6 +293,30 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 		}
 	}
 	return dst
+}
+
+// values evaluates the selection's rules on the values of one of its
+// variables, as getField selects them.
+func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
+	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
+	ms, ok := g.fields[q]
+	if !ok {
+		ms = query(g.state, rv)
+		g.fields[q] = ms
+	}
+	n := 0
+	for _, m := range ms {
+		if len(rv.exceptions) > 0 && excepted(rv.exceptions, m.Key()) {
+			continue
+		}
+		n++
+		if !rv.count {
+			g.value(sel, m.Value())
+		}
+	}
+	if rv.count {
+		g.value(sel, strconv.Itoa(n))
+	}
 }
 
 // value evaluates the selection's rules on one of its values.
@@ -436,32 +469,15 @@ func multiTransform(v string, fns []plugintypes.Transformation) []string {
 // variable: the collection's values, selected by key, minus exceptions, or
 // their count.
 func getField(state plugintypes.TransactionState, rv *ruleVar) []types.MatchData {
-	col := state.Collection(rv.v)
-	if col == nil {
-		return nil
-	}
-	var matches []types.MatchData
-	switch {
-	case rv.keyRx != nil:
-		if m, ok := col.(collection.Keyed); ok {
-			matches = m.FindRegex(rv.keyRx)
-		}
-	case rv.keyStr != "":
-		if m, ok := col.(collection.Keyed); ok {
-			matches = m.FindString(rv.keyStr)
-		}
-	default:
-		matches = col.FindAll()
-	}
+	matches := query(state, rv)
 	if len(rv.exceptions) > 0 {
-		n := 0
+		kept := make([]types.MatchData, 0, len(matches))
 		for _, c := range matches {
-			if !excepted(rv.exceptions, strings.ToLower(c.Key())) {
-				matches[n] = c
-				n++
+			if !excepted(rv.exceptions, c.Key()) {
+				kept = append(kept, c)
 			}
 		}
-		matches = matches[:n]
+		matches = kept
 	}
 	if rv.count {
 		return []types.MatchData{countData{rv, strconv.Itoa(len(matches))}}
@@ -469,7 +485,30 @@ func getField(state plugintypes.TransactionState, rv *ruleVar) []types.MatchData
 	return matches
 }
 
-func excepted(exs []ruleVarException, lkey string) bool {
+// query is the collection's values selected by the variable's key, before
+// exceptions.
+func query(state plugintypes.TransactionState, rv *ruleVar) []types.MatchData {
+	col := state.Collection(rv.v)
+	if col == nil {
+		return nil
+	}
+	switch {
+	case rv.keyRx != nil:
+		if m, ok := col.(collection.Keyed); ok {
+			return m.FindRegex(rv.keyRx)
+		}
+		return nil
+	case rv.keyStr != "":
+		if m, ok := col.(collection.Keyed); ok {
+			return m.FindString(rv.keyStr)
+		}
+		return nil
+	}
+	return col.FindAll()
+}
+
+func excepted(exs []ruleVarException, key string) bool {
+	lkey := strings.ToLower(key)
 	for _, ex := range exs {
 		if (ex.keyRx != nil && ex.keyRx.MatchString(lkey)) || (ex.keyRx == nil && (ex.keyStr == "" || strings.ToLower(ex.keyStr) == lkey)) {
 			return true
