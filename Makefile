@@ -18,8 +18,12 @@ test: fmt vet
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
 
+# Inspection and cold start, lambdarasp side by side with raw Coraza + CRS
+# and a bare handler, 5 runs each: the raw output goes to bin/bench.txt,
+# the table of medians and ratios (as in bench/RESULTS.md) to the screen.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./bench/
+	@mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./bench/ | tee bin/bench.txt | $(GO) run ./bench/table
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/source

@@ -124,7 +124,7 @@ func BenchmarkInspect(b *testing.B) {
 	}
 	for _, c := range cases {
 		ev := apigwV2(c.q, c.body)
-		b.Run(c.name+"/raw-coraza", func(b *testing.B) {
+		b.Run("case="+c.name+"/impl=raw-coraza", func(b *testing.B) {
 			if got := rawRequest(w, c.q, c.body); got != c.blocked {
 				b.Fatalf("raw coraza blocked=%v, want %v", got, c.blocked)
 			}
@@ -133,7 +133,7 @@ func BenchmarkInspect(b *testing.B) {
 				rawRequest(w, c.q, c.body)
 			}
 		})
-		b.Run(c.name+"/lambdarasp", func(b *testing.B) {
+		b.Run("case="+c.name+"/impl=lambdarasp", func(b *testing.B) {
 			if got := in.Inspect(ev).Action == protect.Deny; got != c.blocked {
 				b.Fatalf("lambdarasp blocked=%v, want %v", got, c.blocked)
 			}
@@ -144,7 +144,7 @@ func BenchmarkInspect(b *testing.B) {
 		})
 	}
 	batch := sqsBatch(10)
-	b.Run("sqs-10x1KB-clean/lambdarasp", func(b *testing.B) {
+	b.Run("case=sqs-10x1KB-clean/impl=lambdarasp", func(b *testing.B) {
 		if v := in.Inspect(batch); v.Action != protect.Allow {
 			b.Fatalf("clean batch blocked: %+v", v.Findings)
 		}
