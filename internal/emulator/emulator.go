@@ -292,6 +292,32 @@ func WithTraceID(traceID string) InvokeOption {
 // ends after the event was dispatched, the invocation still runs to its end
 // in the environment, as it would in Lambda.
 func (e *Emulator) Invoke(ctx context.Context, payload []byte, opts ...InvokeOption) (*Result, error) {
+	inv := e.newInvocation(payload, opts)
+	if err := e.submit(ctx, inv); err != nil {
+		return nil, err
+	}
+	select {
+	case out := <-inv.result:
+		return out.result, out.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// submit hands inv to the lifecycle loop, which takes it when the
+// environment is free.
+func (e *Emulator) submit(ctx context.Context, inv *invocation) error {
+	select {
+	case e.invokes <- inv:
+		return nil
+	case <-e.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Emulator) newInvocation(payload []byte, opts []InvokeOption) *invocation {
 	inv := &invocation{
 		id:      newUUID(),
 		payload: payload,
@@ -303,19 +329,7 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte, opts ...InvokeOpt
 	if inv.traceID == "" {
 		inv.traceID = newTraceID()
 	}
-	select {
-	case e.invokes <- inv:
-	case <-e.closing:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case out := <-inv.result:
-		return out.result, out.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return inv
 }
 
 // Wait blocks until no invocation is in progress: the runtime and every

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -51,8 +50,7 @@ func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
 			"Request must be smaller than "+strconv.Itoa(maxPayload)+" bytes for the InvokeFunction operation")
 		return
 	}
-	id := newUUID()
-	opts := []InvokeOption{func(inv *invocation) { inv.id = id }}
+	var opts []InvokeOption
 	if cc := r.Header.Get("X-Amz-Client-Context"); cc != "" {
 		b, err := base64.StdEncoding.DecodeString(cc)
 		if err != nil || !json.Valid(b) {
@@ -64,14 +62,14 @@ func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	if t := r.Header.Get("X-Amzn-Trace-Id"); t != "" {
 		opts = append(opts, WithTraceID(t))
 	}
+	inv := e.newInvocation(payload, opts)
 	h := w.Header()
-	h.Set("X-Amzn-Requestid", id)
+	h.Set("X-Amzn-Requestid", inv.id)
+	async := false
 	switch r.Header.Get("X-Amz-Invocation-Type") {
 	case "", "RequestResponse":
 	case "Event":
-		go func() { _, _ = e.Invoke(context.Background(), payload, opts...) }()
-		w.WriteHeader(http.StatusAccepted)
-		return
+		async = true // answered once the environment has taken it
 	case "DryRun":
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -79,12 +77,26 @@ func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		writeInvokeError(w, http.StatusBadRequest, "InvalidParameterValueException", "X-Amz-Invocation-Type: want RequestResponse, Event or DryRun")
 		return
 	}
-	res, err := e.Invoke(r.Context(), payload, opts...)
+	err = e.submit(r.Context(), inv)
 	switch {
 	case errors.Is(err, ErrClosed):
 		writeInvokeError(w, http.StatusServiceUnavailable, "ServiceException", "the emulator is shutting down")
 		return
 	case err != nil:
+		return // the caller went away before the environment took the event
+	case async:
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	var res *Result
+	select {
+	case out := <-inv.result:
+		if out.err != nil {
+			writeInvokeError(w, http.StatusServiceUnavailable, "ServiceException", "the emulator is shutting down")
+			return
+		}
+		res = out.result
+	case <-r.Context().Done():
 		return // the caller went away; the invocation runs on
 	}
 	h.Set("X-Amz-Executed-Version", functionVersion)

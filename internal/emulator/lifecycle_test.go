@@ -34,12 +34,15 @@ func TestLifecycle(t *testing.T) {
 
 	records := em.Records()
 	want := []string{
-		recordInitStart, recordSubscription, recordInitRuntimeDone, recordExtensionState, recordInitReport,
+		recordInitStart, recordInitRuntimeDone, recordExtensionState, recordInitReport,
 		recordStart, recordRuntimeDone, recordReport,
 		recordStart, recordRuntimeDone, recordReport,
 	}
-	if got := platform(records); !slices.Equal(got, want) {
+	if got := lifecycle(t, records); !slices.Equal(got, want) {
 		t.Fatalf("platform events\n got %v\nwant %v", got, want)
+	}
+	if n := len(find(records, recordSubscription)); n != 1 {
+		t.Errorf("%d subscriptions", n)
 	}
 
 	// The function's line comes between its invocation's start and runtimeDone.
@@ -351,14 +354,17 @@ func TestTimeout(t *testing.T) {
 
 	records := em.Records()
 	want := []string{
-		recordInitStart, recordSubscription, recordInitRuntimeDone, recordExtensionState, recordInitReport,
+		recordInitStart, recordInitRuntimeDone, recordExtensionState, recordInitReport,
 		recordStart, recordRuntimeDone, recordReport, // the first invocation
 		recordStart, recordRuntimeDone, recordReport, // the timeout; then the reset
-		recordInitStart, recordSubscription, recordInitRuntimeDone, recordExtensionState, recordInitReport, // init inside the next invocation
+		recordInitStart, recordInitRuntimeDone, recordExtensionState, recordInitReport, // init inside the next invocation
 		recordStart, recordRuntimeDone, recordReport,
 	}
-	if got := platform(records); !slices.Equal(got, want) {
+	if got := lifecycle(t, records); !slices.Equal(got, want) {
 		t.Fatalf("platform events\n got %v\nwant %v", got, want)
+	}
+	if n := len(find(records, recordSubscription)); n != 2 {
+		t.Errorf("%d subscriptions, want one per init", n)
 	}
 	assertFields(t, body(t, find(records, recordRuntimeDone)[1]), map[string]any{"requestId": res.RequestID, "status": "timeout"})
 	rep := body(t, find(records, recordReport)[1])

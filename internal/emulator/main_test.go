@@ -182,6 +182,32 @@ func platform(rs []Record) []string {
 	return out
 }
 
+// lifecycle is the types of the platform records among rs, in order, but
+// for platform.telemetrySubscription: an extension subscribes while the
+// runtime initialises, so where it lands among the runtime's events is a
+// race, in Lambda too. Each subscription must come between an initStart and
+// the initReport that follows.
+func lifecycle(t *testing.T, rs []Record) []string {
+	t.Helper()
+	var out []string
+	initOpen := false
+	for _, typ := range platform(rs) {
+		switch typ {
+		case recordSubscription:
+			if !initOpen {
+				t.Errorf("%s outside init: %v", typ, platform(rs))
+			}
+			continue
+		case recordInitStart:
+			initOpen = true
+		case recordInitReport:
+			initOpen = false
+		}
+		out = append(out, typ)
+	}
+	return out
+}
+
 // body decodes a record's body.
 func body(t *testing.T, r Record) map[string]any {
 	t.Helper()
