@@ -1,21 +1,28 @@
 // Command lambdarasp is lambdarasp's command line:
 //
 //	lambdarasp check [--paranoia N] [--threshold N] [--rules FILE]… [--format json|table] PATH…
+//	lambdarasp local --function BIN [--extensions DIR] [--timeout 3s] [--memory 128] [--addr 127.0.0.1:9000]
 //
 // check evaluates Lambda events (files, directories of *.json, or - for
-// stdin) with the same inspector protect.Handler uses.
+// stdin) with the same inspector protect.Handler uses. local runs a function
+// binary and its extensions in an emulated Lambda execution environment and
+// serves Lambda's Invoke API for it.
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 const usage = `usage: lambdarasp <command> [arguments]
 
 commands:
   check    evaluate Lambda events with lambdarasp's rules (lambdarasp check -h)
+  local    run a function and its extensions in a local Lambda environment (lambdarasp local -h)
 `
 
 func main() {
@@ -30,6 +37,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "check":
 		return check(args[1:], stdin, stdout, stderr)
+	case "local":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return local(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
