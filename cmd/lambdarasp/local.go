@@ -61,14 +61,14 @@ over it. SIGINT or SIGTERM shuts the environment down as Lambda does.
 	case fl.NArg() > 0:
 		return fail("unexpected argument %q: every setting is a flag (lambdarasp local -h)", fl.Arg(0))
 	case *function == "":
-		return fail("--function is required: give the path of your function's executable (GOOS=linux go build -o bootstrap .)")
+		return fail("--function is required: give the path of your function's executable (go build -o bootstrap .)")
 	case *timeout < minTimeout || *timeout > maxTimeout:
 		return fail("--timeout %v: want %v to %v, as Lambda allows", *timeout, minTimeout, maxTimeout)
 	case *memory < minMemory || *memory > maxMemory:
 		return fail("--memory %d: want %d to %d (MB), as Lambda allows", *memory, minMemory, maxMemory)
 	}
 	if st, err := os.Stat(*function); err != nil {
-		return fail("--function %s: %v: build it first (GOOS=linux go build -o bootstrap .)", *function, errors.Unwrap(err))
+		return fail("--function %s: %v: build it first (go build -o bootstrap .)", *function, errors.Unwrap(err))
 	} else if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
 		return fail("--function %s: not an executable file: give the built binary (chmod +x it)", *function)
 	}
