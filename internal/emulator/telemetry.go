@@ -60,6 +60,7 @@ type hub struct {
 	changed chan struct{}
 	frozen  bool // the environment is frozen: nothing is delivered
 	closed  bool // no more subscriptions: entries every subscriber has can go
+	stopped bool // deliveries are over
 	subs    []*subscription
 }
 
@@ -132,6 +133,9 @@ func (h *hub) setFrozen(frozen bool) {
 func (h *hub) subscribe(s *subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.stopped {
+		return // the environment is gone
+	}
 	for i, old := range h.subs {
 		if old.name == s.name {
 			old.gone = true
@@ -177,6 +181,9 @@ func (h *hub) flush(ctx context.Context) {
 
 // stop ends every delivery.
 func (h *hub) stop() {
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
 	h.cancel()
 	h.wg.Wait()
 	h.transport.CloseIdleConnections()
