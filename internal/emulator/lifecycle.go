@@ -286,8 +286,8 @@ func (e *Emulator) serve(inv *invocation) {
 		case s := <-env.signals:
 			if s.kind == sigResponse {
 				resp = &s
+				inv.finish(responseResult(inv, s), nil) // first: the caller waits for nothing else
 				e.sampleMemory(env)
-				inv.finish(responseResult(inv, s), nil)
 				env.syncLogs(false)
 				e.emit(env, recordRuntimeDone, runtimeDone(inv, s))
 				continue

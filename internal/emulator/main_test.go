@@ -60,12 +60,20 @@ func buildTestBinaries(out string) error {
 func extensionsDir(t *testing.T, names ...string) (dir, outDir string) {
 	t.Helper()
 	dir, outDir = t.TempDir(), t.TempDir()
-	for _, n := range names {
-		if err := os.Symlink(extensionBin, filepath.Join(dir, n)); err != nil {
-			t.Fatal(err)
-		}
+	if err := symlinkAll(dir, names); err != nil {
+		t.Fatal(err)
 	}
 	return dir, outDir
+}
+
+// symlinkAll puts the test extension into dir under each of names.
+func symlinkAll(dir string, names []string) error {
+	for _, n := range names {
+		if err := os.Symlink(extensionBin, filepath.Join(dir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // start starts an emulator for the test function and closes it at the end
