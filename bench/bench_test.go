@@ -17,16 +17,24 @@ import (
 )
 
 // body1K is a clean JSON body of about 1 KB.
-var body1K = func() string {
-	m := map[string]any{"customer": map[string]any{"name": "Tim O'Reilly", "email": "tim@example.com", "address": "1005 Gravenstein Hwy N, Sebastopol"}}
+var body1K = order(0)
+
+// order is a clean JSON order of about 1 KB; orders with different n
+// share their keys and some values, as a queue's messages do, and differ
+// in the rest.
+func order(n int) string {
+	names := []string{"Tim O'Reilly", "Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"}
+	notes := []string{"gift wrap, please", "leave at the door", "", "call before delivery"}
+	m := map[string]any{"customer": map[string]any{"name": names[n%len(names)], "email": fmt.Sprintf("customer%d@example.com", n),
+		"address": fmt.Sprintf("%d Gravenstein Hwy N, Sebastopol", 1005+n)}}
 	items := []map[string]any{}
 	for i := 0; len(fmt.Sprint(items)) < 700; i++ {
-		items = append(items, map[string]any{"sku": fmt.Sprintf("BK-%04d", i), "qty": i%3 + 1, "note": "gift wrap, please"})
+		items = append(items, map[string]any{"sku": fmt.Sprintf("BK-%04d", 37*n+i), "qty": (n+i)%3 + 1, "note": notes[(n+i)%len(notes)]})
 	}
 	m["items"] = items
 	b, _ := json.Marshal(m)
 	return string(b)
-}()
+}
 
 var headers = [][2]string{
 	{"accept", "application/json"}, {"accept-encoding", "gzip, deflate, br"}, {"accept-language", "en-GB,en;q=0.9"},
@@ -54,7 +62,7 @@ func apigwV2(q, body string) []byte {
 func sqsBatch(n int) []byte {
 	var recs []string
 	for i := 0; i < n; i++ {
-		b, _ := json.Marshal(body1K)
+		b, _ := json.Marshal(order(i))
 		recs = append(recs, fmt.Sprintf(`{"messageId":"m%d","body":%s,"attributes":{},"messageAttributes":{},"eventSource":"aws:sqs"}`, i, b))
 	}
 	return []byte(`{"Records":[` + strings.Join(recs, ",") + `]}`)

@@ -151,13 +151,14 @@ func (in *Inspector) Inspect(payload []byte) Verdict {
 		return v
 	}
 	v.blocked = make([]bool, len(ev.Records))
+	batch := in.engine.NewBatch()
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if i >= lim.MaxRecords {
 			v.blockRecord(i, Finding{Rule: ruleRecords, Message: "Batch exceeds the record limit", Path: rec.Path, Record: rec.Index})
 			continue
 		}
-		res := in.engine.Record(rec)
+		res := batch.Record(rec)
 		v.add(res, rec.Path, rec.Index, in.cfg.snippets)
 		if res.Blocked {
 			v.blockRecord(i)

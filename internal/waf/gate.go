@@ -36,8 +36,11 @@ type gateIndex struct {
 	// deleted (see bestAtoms).
 	posting [2][][]int
 	words   int // length of a gate-rule bitset
-	sels    []gateSel
-	chains  [][]plugintypes.Transformation
+	// volatile are the gate rules whose operator argument has macros: its
+	// answer depends on the transaction, not only on the string.
+	volatile bitset
+	sels     []gateSel
+	chains   [][]plugintypes.Transformation
 }
 
 // gateSel is the gate rules of one phase that read the same variables.
@@ -66,6 +69,7 @@ func (p *plan) buildGate(atoms *atomIndex) {
 	ix := &p.ix
 	ix.atoms = atoms
 	ix.words = (len(p.gate) + 63) / 64
+	ix.volatile = make(bitset, ix.words)
 	selOf := map[string]int{}
 	chainOf := map[string]int{}
 	for gi := range p.gate {
@@ -102,6 +106,9 @@ func (p *plan) buildGate(atoms *atomIndex) {
 		}
 		ch := &sel.chains[ci]
 		ch.rules.set(gi)
+		if strings.Contains(r.opData, "%{") {
+			ix.volatile.set(gi)
+		}
 		ra := atoms.of(r)
 		if !ra.ok {
 			ch.always.set(gi)
@@ -227,23 +234,35 @@ func phrases(list []string) ([]string, bool) {
 }
 
 // gateEval evaluates the gate over one populated, never-evaluated
-// transaction. Its caches live for the event and are keyed by content,
-// since events repeat values (array items, batch records): per distinct
-// string, its byte features, the gate rules whose atoms it contains and
-// the rules already evaluated on it; per distinct value and chain, the
-// transformed value.
+// transaction, with a strCache that may outlive it.
 type gateEval struct {
+	*strCache
 	p     *plan
 	state plugintypes.TransactionState
-	strs  map[string]int32 // → index in info
-	info  []strInfo
-	trans map[transKey]int32 // → index in info of the transformed value
-	multi map[transKey][]int32
-	arena []uint64 // hits and done bitsets, words each
 	cand  bitset
 	// fields caches the collection queries, which allocate and which
 	// many selections repeat.
 	fields map[fieldQuery][]types.MatchData
+}
+
+// strCache holds what the gate learns about strings, keyed by content,
+// since events repeat values (array items, batch records): per distinct
+// string, its byte features, the gate rules whose atoms it contains, the
+// rules already evaluated on it and those that matched; per distinct
+// value and chain, the transformed value. An operator's answer depends
+// only on the rule and the string — except for an argument with macros
+// (plan.ix.volatile), which is evaluated again for each transaction — so
+// a cache serves every record of one event.
+type strCache struct {
+	strs  map[string]int32 // → index in info
+	info  []strInfo
+	trans map[transKey]int32 // → index in info of the transformed value
+	multi map[transKey][]int32
+	arena []uint64 // hits, done and matched bitsets, words each
+}
+
+func newStrCache() *strCache {
+	return &strCache{strs: map[string]int32{}, trans: map[transKey]int32{}, multi: map[transKey][]int32{}}
 }
 
 type fieldQuery struct {
@@ -255,20 +274,23 @@ type fieldQuery struct {
 type strInfo struct {
 	s    string
 	feat uint16
-	bits int32 // offset in arena of hits; done follows; -1 until scanned
+	bits int32 // offset in arena of hits; done and matched follow; -1 until scanned
 }
 
 type transKey struct{ str, chain int32 }
 
-func newGateEval(p *plan, tx types.Transaction) *gateEval {
+// newGateEval evaluates p's gate on tx, with the string cache c (nil: a
+// new one).
+func newGateEval(p *plan, tx types.Transaction, c *strCache) *gateEval {
+	if c == nil {
+		c = newStrCache()
+	}
 	return &gateEval{
-		p:      p,
-		state:  tx.(plugintypes.TransactionState),
-		strs:   map[string]int32{},
-		trans:  map[transKey]int32{},
-		multi:  map[transKey][]int32{},
-		cand:   make(bitset, p.ix.words),
-		fields: map[fieldQuery][]types.MatchData{},
+		strCache: c,
+		p:        p,
+		state:    tx.(plugintypes.TransactionState),
+		cand:     make(bitset, p.ix.words),
+		fields:   map[fieldQuery][]types.MatchData{},
 	}
 }
 
@@ -344,16 +366,21 @@ func (g *gateEval) value(sel *gateSel, v string) {
 // are not candidates yet, have an atom in it (or none at all) and have not
 // run on it before.
 func (g *gateEval) evaluate(ch *gateChain, ti int32) {
-	hits, done := g.scan(ti)
+	hits, done, matched := g.scan(ti)
 	t := g.info[ti].s
+	volatile := g.p.ix.volatile
 	for w := range ch.rules {
-		todo := (ch.always[w] | hits[w]) & ch.rules[w] &^ g.cand[w] &^ done[w]
+		want := (ch.always[w] | hits[w]) & ch.rules[w] &^ g.cand[w]
+		known := done[w] &^ volatile[w]
+		g.cand[w] |= want & known & matched[w] // answered for an earlier record
+		todo := want &^ known
 		for todo != 0 {
 			gi := w<<6 | bits.TrailingZeros64(todo)
 			todo &= todo - 1
 			done.set(gi)
 			gr := &g.p.gate[gi]
 			if gr.r.op.Evaluate(g.state, t) != gr.r.negated {
+				matched.set(gi)
 				g.cand.set(gi)
 			}
 		}
@@ -381,15 +408,15 @@ func (g *gateEval) str(s string) int32 {
 	return i
 }
 
-// scan returns the gate rules with an atom in string i, and the rules
-// already evaluated on it.
-func (g *gateEval) scan(i int32) (hits, done bitset) {
+// scan returns the gate rules with an atom in string i, the rules already
+// evaluated on it and those that matched.
+func (g *gateEval) scan(i int32) (hits, done, matched bitset) {
 	n := int32(g.p.ix.words)
 	if off := g.info[i].bits; off >= 0 {
-		return g.arena[off : off+n], g.arena[off+n : off+2*n]
+		return g.arena[off : off+n], g.arena[off+n : off+2*n], g.arena[off+2*n : off+3*n]
 	}
 	off := int32(len(g.arena))
-	g.arena = append(g.arena, make([]uint64, 2*n)...)
+	g.arena = append(g.arena, make([]uint64, 3*n)...)
 	g.info[i].bits = off
 	hits = g.arena[off : off+n]
 	lower, folded := scanTexts(g.info[i].s)
@@ -410,7 +437,7 @@ func (g *gateEval) scan(i int32) (hits, done bitset) {
 			ac.scan(folded, hit)
 		}
 	}
-	return hits, g.arena[off+n : off+2*n]
+	return hits, g.arena[off+n : off+2*n], g.arena[off+2*n : off+3*n]
 }
 
 // steps returns the strings a multiMatch chain shows the operator: the

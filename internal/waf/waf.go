@@ -188,7 +188,7 @@ func (e *Engine) requestGate(r *source.Request) []int {
 	defer tx.Close()
 	prefill(tx, p.static)
 	e.requestHeaders(tx, r)
-	g := newGateEval(p, tx)
+	g := newGateEval(p, tx, nil)
 	cand := g.candidates(nil, 1)
 	if r.JSON || len(r.Body) == 0 {
 		requestJSON(tx, r)
@@ -306,27 +306,38 @@ var httpProfile = [][2]int{
 // request line or Host header to check.
 var recordProfile = [][2]int{{911000, 911999}, {913000, 913999}, {920000, 920999}}
 
+// Batch inspects the records of one event: what the fast path learns about
+// a string in one record serves the others (batches repeat values). Not
+// safe for concurrent use; the Engine is.
+type Batch struct {
+	e     *Engine
+	cache *strCache
+}
+
+// NewBatch starts the inspection of one event's records.
+func (e *Engine) NewBatch() *Batch { return &Batch{e: e, cache: newStrCache()} }
+
 // Record inspects one event record with the event profile.
-func (e *Engine) Record(rec *source.Record) Result {
-	p := e.record
+func (b *Batch) Record(rec *source.Record) Result {
+	e, p := b.e, b.e.record
 	if p == nil {
 		return e.recordRun(rec, nil, nil)
 	}
-	if cand := e.recordGate(rec); len(cand) > 0 && !p.settled(cand, nil) {
+	if cand := b.gate(rec); len(cand) > 0 && !p.settled(cand, nil) {
 		return e.recordRun(rec, p, cand)
 	}
 	return p.baseline(rec.Violations)
 }
 
-// recordGate returns the gate rules (indexes in e.record.gate) that could
-// match rec.
-func (e *Engine) recordGate(rec *source.Record) []int {
-	p := e.record
+// gate returns the gate rules (indexes in e.record.gate) that could match
+// rec.
+func (b *Batch) gate(rec *source.Record) []int {
+	e, p := b.e, b.e.record
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	prefill(tx, p.static)
 	setVar(tx, variables.ReqbodyProcessor, "JSON")
-	g := newGateEval(p, tx)
+	g := newGateEval(p, tx, b.cache)
 	cand := g.candidates(nil, 1)
 	addFields(tx, rec.Fields)
 	return g.candidates(cand, 2)

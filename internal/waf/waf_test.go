@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 
@@ -93,7 +94,7 @@ func TestRecord(t *testing.T) {
 	e := testEngine(t)
 	for _, c := range recordCases {
 		t.Run(c.name, func(t *testing.T) {
-			checkResult(t, e.Record(&c.rec), c.blocked, c.rule, c.path)
+			checkResult(t, e.NewBatch().Record(&c.rec), c.blocked, c.rule, c.path)
 		})
 	}
 }
@@ -129,14 +130,14 @@ func TestGateNarrowsRules(t *testing.T) {
 		}
 		return m
 	}
-	clean := ids(e.recordGate(&source.Record{Fields: []source.Field{{Name: "body.name", Value: "Tim O'Reilly"}, {Name: "body.qty", Value: "2"}}}))
+	clean := ids(e.NewBatch().gate(&source.Record{Fields: []source.Field{{Name: "body.name", Value: "Tim O'Reilly"}, {Name: "body.qty", Value: "2"}}}))
 	// 941010 matches the empty REQUEST_FILENAME of every record (a ctl
 	// that narrows XSS targets); nothing else may remain.
 	delete(clean, 941010)
 	if len(clean) > 0 {
 		t.Errorf("clean record leaves gate rules %v standing, want none besides 941010", clean)
 	}
-	attack := ids(e.recordGate(&source.Record{Fields: []source.Field{{Name: "body.q", Value: "1' UNION SELECT password FROM users--"}}}))
+	attack := ids(e.NewBatch().gate(&source.Record{Fields: []source.Field{{Name: "body.q", Value: "1' UNION SELECT password FROM users--"}}}))
 	if !attack[942100] {
 		t.Errorf("SQL injection record: gate rules %v, want 942100 (libinjection) among them", attack)
 	}
@@ -170,5 +171,29 @@ func TestCleanRequestSettled(t *testing.T) {
 	post.Headers = hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "text/plain")
 	if settled(&post) {
 		t.Error("a content type outside the policy was settled: the 920420 probe did not run")
+	}
+}
+
+// A batch reuses what the gate learnt about a string in earlier records:
+// a repeated attack is blocked every time, with the same rules, and clean
+// records around it stay clean.
+func TestBatchSharesAnswers(t *testing.T) {
+	e := testEngine(t)
+	rec := func(v string) *source.Record {
+		return &source.Record{Fields: []source.Field{{Name: "body.q", Value: v}, {Name: "body.name", Value: "Tim O'Reilly"}}}
+	}
+	b := e.NewBatch()
+	var got []Result
+	for _, v := range []string{"hello", "1' UNION SELECT password FROM users--", "hello", "1' UNION SELECT password FROM users--", "; cat /etc/passwd"} {
+		got = append(got, b.Record(rec(v)))
+	}
+	for i, want := range []bool{false, true, false, true, true} {
+		if got[i].Blocked != want {
+			t.Errorf("record %d: blocked=%v, want %v (%+v)", i, got[i].Blocked, want, got[i].Matches)
+		}
+	}
+	alone := e.NewBatch().Record(rec("1' UNION SELECT password FROM users--"))
+	if fmt.Sprint(got[3].Matches) != fmt.Sprint(alone.Matches) || fmt.Sprint(got[1].Matches) != fmt.Sprint(alone.Matches) {
+		t.Errorf("repeated attack in a batch: %+v and %+v, alone: %+v", got[1].Matches, got[3].Matches, alone.Matches)
 	}
 }
