@@ -16,9 +16,10 @@ import (
 )
 
 // The binaries TestMain builds: testdata/function (an unmodified
-// aws-lambda-go lambda.Start main) and testdata/extension (a standard
-// library extension that writes down what it receives).
-var functionBin, extensionBin string
+// aws-lambda-go lambda.Start main), testdata/extension (a standard
+// library extension that writes down what it receives) and
+// testdata/protected (a function wrapped in protect.Handler).
+var functionBin, extensionBin, protectedBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
@@ -36,17 +37,17 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	functionBin, extensionBin = filepath.Join(bin, "function"), filepath.Join(bin, "extension")
+	functionBin, extensionBin, protectedBin = filepath.Join(bin, "function"), filepath.Join(bin, "extension"), filepath.Join(bin, "protected")
 	return m.Run()
 }
 
-// buildTestBinaries builds both test programs with one go build.
+// buildTestBinaries builds the test programs with one go build.
 func buildTestBinaries(out string) error {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(goCmd, "build", "-o", out+string(filepath.Separator), "./testdata/function", "./testdata/extension")
+	cmd := exec.Command(goCmd, "build", "-o", out+string(filepath.Separator), "./testdata/function", "./testdata/extension", "./testdata/protected")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the test function and extension: %v\n%s", err, b)
