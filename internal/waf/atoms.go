@@ -134,7 +134,7 @@ func (in info) required() ([]string, bool) {
 	set, ok := atomSet(in.exact)
 	if ok && len(set)+len(in.esc) <= maxAtoms {
 		set = minimal(union(slices.Clone(set), in.esc))
-		if !in.hasNeed || better(set, in.need) {
+		if !in.hasNeed || !better(in.need, set) {
 			return set, true
 		}
 	}
@@ -328,6 +328,7 @@ func requires(in info) info {
 // is common. A repeated part ends the runs with its first repetition and
 // starts the next with its last.
 func (a analyser) concat(subs []*syntax.Regexp) info {
+	subs = distributeSuffix(subs)
 	const maxRuns = 6
 	var best []string
 	found := false
@@ -413,6 +414,36 @@ func (a analyser) concat(subs []*syntax.Regexp) info {
 		consider(r)
 	}
 	return info{need: best, hasNeed: found}
+}
+
+// distributeSuffix rewrites a concatenation that ends with an alternation
+// and a short literal or anchor suffix, (?:a|b|c(?:x)?)$, into
+// (?:a$|b$|c(?:x)?$): the same language, but each branch that is known
+// exactly keeps its suffix even when another branch is not (932340's
+// `…|w(?:ho…)?)$` then requires "w" at the end of a line, not anywhere).
+func distributeSuffix(subs []*syntax.Regexp) []*syntax.Regexp {
+	const maxSuffix, maxBranches = 2, 64
+	for i := len(subs) - 2; i >= 0 && i >= len(subs)-1-maxSuffix; i-- {
+		alt := subs[i]
+		if alt.Op != syntax.OpAlternate || len(alt.Sub) > maxBranches {
+			continue
+		}
+		rest := subs[i+1:]
+		for _, r := range rest {
+			switch r.Op {
+			case syntax.OpLiteral, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText:
+			default:
+				return subs
+			}
+		}
+		branches := make([]*syntax.Regexp, len(alt.Sub))
+		for j, b := range alt.Sub {
+			branches[j] = &syntax.Regexp{Op: syntax.OpConcat, Flags: b.Flags, Sub: append([]*syntax.Regexp{b}, rest...)}
+		}
+		out := append(slices.Clone(subs[:i]), &syntax.Regexp{Op: syntax.OpAlternate, Flags: alt.Flags, Sub: branches})
+		return out
+	}
+	return subs
 }
 
 func (a analyser) alternate(subs []*syntax.Regexp) info {

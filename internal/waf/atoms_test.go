@@ -28,6 +28,11 @@ func TestAtoms(t *testing.T) {
 		{`(?:curl|wget)[\s&|]`, []string{"curl", "wget"}},
 		{`process\s*\.\s*spawn`, []string{"process"}},
 		{`\x{bc}[^>]*>`, []string{"\xbc"}},
+		// Anchors: a line edge, which the gate scans as "\n" or frame.
+		{`^ls`, []string{"\x00ls", "\nls"}},
+		// A suffix after an alternation goes into each branch, so a
+		// branch that is not exact does not cost the others theirs.
+		{`(?:ls|w|mysql.)$`, []string{"ls\x00", "ls\n", "w\x00", "w\n", "mysql"}},
 	}
 	for _, c := range cases {
 		got, ok := atoms(c.pattern)
