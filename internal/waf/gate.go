@@ -242,7 +242,14 @@ type gateEval struct {
 	cand  bitset
 	// fields caches the collection queries, which allocate and which
 	// many selections repeat.
-	fields map[fieldQuery][]types.MatchData
+	fields map[fieldQuery]*fieldValues
+}
+
+// fieldValues is a collection query's result, with the index of each
+// value in the string cache.
+type fieldValues struct {
+	ms  []types.MatchData
+	ids []int32
 }
 
 // strCache holds what the gate learns about strings, keyed by content,
@@ -290,7 +297,7 @@ func newGateEval(p *plan, tx types.Transaction, c *strCache) *gateEval {
 		p:        p,
 		state:    tx.(plugintypes.TransactionState),
 		cand:     make(bitset, p.ix.words),
-		fields:   map[fieldQuery][]types.MatchData{},
+		fields:   map[fieldQuery]*fieldValues{},
 	}
 }
 
@@ -321,29 +328,32 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 // variables, as getField selects them.
 func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
-	ms, ok := g.fields[q]
-	if !ok {
-		ms = query(g.state, rv)
-		g.fields[q] = ms
+	fv := g.fields[q]
+	if fv == nil {
+		fv = &fieldValues{ms: query(g.state, rv)}
+		fv.ids = make([]int32, len(fv.ms))
+		for i, m := range fv.ms {
+			fv.ids[i] = g.str(m.Value())
+		}
+		g.fields[q] = fv
 	}
 	n := 0
-	for _, m := range ms {
+	for i, m := range fv.ms {
 		if len(rv.exceptions) > 0 && excepted(rv.exceptions, m.Key()) {
 			continue
 		}
 		n++
 		if !rv.count {
-			g.value(sel, m.Value())
+			g.value(sel, fv.ids[i])
 		}
 	}
 	if rv.count {
-		g.value(sel, strconv.Itoa(n))
+		g.value(sel, g.str(strconv.Itoa(n)))
 	}
 }
 
-// value evaluates the selection's rules on one of its values.
-func (g *gateEval) value(sel *gateSel, v string) {
-	vi := g.str(v)
+// value evaluates the selection's rules on one of its values, string vi.
+func (g *gateEval) value(sel *gateSel, vi int32) {
 	for ci := range sel.chains {
 		ch := &sel.chains[ci]
 		if !g.pending(ch.rules) {
