@@ -19,8 +19,10 @@ import (
 // batched across rules, so that the work per value is one pass over its
 // bytes and one multi-pattern scan rather than one operator call per rule:
 //
-//   - rules are grouped by variable selection (values are fetched once per
-//     group) and, within it, by transformation chain;
+//   - rules are grouped by each variable they read (ARGS, REQUEST_HEADERS:
+//     User-Agent, … with their exceptions: a rule reading five variables
+//     is in five groups, and each value is visited once per group, not
+//     once per rule's list) and, within it, by transformation chain;
 //   - a chain is applied only when the value has a byte its
 //     transformations react to (trans.go); clean text mostly has none, so
 //     most chains are the identity;
@@ -40,13 +42,17 @@ type gateIndex struct {
 	// answer depends on the transaction, not only on the string.
 	volatile bitset
 	sels     []gateSel
-	chains   [][]plugintypes.Transformation
+	chains   [][]int32 // chain id → its steps, indexes in steps
+	// steps are the distinct transformations of every chain, with the
+	// byte features without which each is the identity (trans.go).
+	steps    []plugintypes.Transformation
+	stepTrig []uint16
 }
 
-// gateSel is the gate rules of one phase that read the same variables.
+// gateSel is the gate rules of one phase that read the same variable.
 type gateSel struct {
 	phase  int
-	vars   []ruleVar
+	v      ruleVar
 	chains []gateChain
 }
 
@@ -72,46 +78,65 @@ func (p *plan) buildGate(atoms *atomIndex) {
 	ix.volatile = make(bitset, ix.words)
 	selOf := map[string]int{}
 	chainOf := map[string]int{}
+	stepOf := map[uintptr]int32{}
 	for gi := range p.gate {
 		gr := &p.gate[gi]
 		r := gr.r
 		if gr.unknown {
 			continue // a candidate whatever the values
 		}
-		sk := selectionKey(r)
-		si, ok := selOf[sk]
-		if !ok {
-			si = len(ix.sels)
-			selOf[sk] = si
-			ix.sels = append(ix.sels, gateSel{phase: r.phase, vars: r.vars})
-		}
 		ck := fmt.Sprint(r.multiMatch, r.transIDs)
 		cid, ok := chainOf[ck]
 		if !ok {
 			cid = len(ix.chains)
 			chainOf[ck] = cid
-			ix.chains = append(ix.chains, r.trans)
-		}
-		sel := &ix.sels[si]
-		ci := -1
-		for i := range sel.chains {
-			if sel.chains[i].id == cid {
-				ci = i
+			var chain []int32
+			for ti, pc := range r.transIDs {
+				id, ok := stepOf[pc]
+				if !ok {
+					id = int32(len(ix.steps))
+					stepOf[pc] = id
+					ix.steps = append(ix.steps, r.trans[ti])
+					ix.stepTrig = append(ix.stepTrig, chainTrigger([]uintptr{pc}))
+				}
+				chain = append(chain, id)
 			}
+			ix.chains = append(ix.chains, chain)
 		}
-		if ci < 0 {
-			ci = len(sel.chains)
-			sel.chains = append(sel.chains, gateChain{id: cid, multi: r.multiMatch, trigger: chainTrigger(r.transIDs),
-				rules: make(bitset, ix.words), always: make(bitset, ix.words)})
+		for vi := range r.vars {
+			sk := selectionKey(r.phase, &r.vars[vi])
+			si, ok := selOf[sk]
+			if !ok {
+				si = len(ix.sels)
+				selOf[sk] = si
+				ix.sels = append(ix.sels, gateSel{phase: r.phase, v: r.vars[vi]})
+			}
+			sel := &ix.sels[si]
+			ci := -1
+			for i := range sel.chains {
+				if sel.chains[i].id == cid {
+					ci = i
+				}
+			}
+			if ci < 0 {
+				ci = len(sel.chains)
+				sel.chains = append(sel.chains, gateChain{id: cid, multi: r.multiMatch, trigger: chainTrigger(r.transIDs),
+					rules: make(bitset, ix.words), always: make(bitset, ix.words)})
+			}
+			sel.chains[ci].rules.set(gi)
 		}
-		ch := &sel.chains[ci]
-		ch.rules.set(gi)
 		if strings.Contains(r.opData, "%{") {
 			ix.volatile.set(gi)
 		}
 		ra := atoms.of(r)
 		if !ra.ok {
-			ch.always.set(gi)
+			for si := range ix.sels {
+				for ci := range ix.sels[si].chains {
+					if ch := &ix.sels[si].chains[ci]; ch.rules.has(gi) {
+						ch.always.set(gi)
+					}
+				}
+			}
 			continue
 		}
 		posting := &ix.posting[ra.mode]
@@ -173,23 +198,19 @@ func (x *atomIndex) build() {
 	}
 }
 
-// selectionKey identifies what a rule's variables select, phase included.
-func selectionKey(r *compiledRule) string {
-	var b strings.Builder
-	b.WriteString(strconv.Itoa(r.phase))
+// selectionKey identifies what a variable selects, phase included.
+func selectionKey(phase int, v *ruleVar) string {
 	rx := func(re *regexp.Regexp) string {
 		if re == nil {
 			return "-"
 		}
 		return re.String()
 	}
-	for _, v := range r.vars {
-		b.WriteString("|" + strconv.Itoa(int(v.v)) + ":" + strconv.Quote(v.keyStr) + ":" + rx(v.keyRx) + ":" + strconv.FormatBool(v.count))
-		for _, ex := range v.exceptions {
-			b.WriteString("!" + strconv.Quote(ex.keyStr) + ":" + rx(ex.keyRx))
-		}
+	k := strconv.Itoa(phase) + "|" + strconv.Itoa(int(v.v)) + ":" + strconv.Quote(v.keyStr) + ":" + rx(v.keyRx) + ":" + strconv.FormatBool(v.count)
+	for _, ex := range v.exceptions {
+		k += "!" + strconv.Quote(ex.keyStr) + ":" + rx(ex.keyRx)
 	}
-	return b.String()
+	return k
 }
 
 // opAtoms returns the atoms a value must contain one of for the rule's
@@ -263,13 +284,11 @@ type fieldValues struct {
 type strCache struct {
 	strs  map[string]int32 // → index in info
 	info  []strInfo
-	trans map[transKey]int32 // → index in info of the transformed value
-	multi map[transKey][]int32
 	arena []uint64 // hits, done and matched bitsets, words each
 }
 
 func newStrCache() *strCache {
-	return &strCache{strs: map[string]int32{}, trans: map[transKey]int32{}, multi: map[transKey][]int32{}}
+	return &strCache{strs: map[string]int32{}}
 }
 
 type fieldQuery struct {
@@ -281,10 +300,9 @@ type fieldQuery struct {
 type strInfo struct {
 	s    string
 	feat uint16
-	bits int32 // offset in arena of hits; done and matched follow; -1 until scanned
+	bits int32   // offset in arena of hits; done and matched follow; -1 until scanned
+	next []int32 // step → index of the string it makes of this one; 0 until known
 }
-
-type transKey struct{ str, chain int32 }
 
 // newGateEval evaluates p's gate on tx, with the string cache c (nil: a
 // new one).
@@ -312,9 +330,7 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 		if sel.phase != phase {
 			continue
 		}
-		for vi := range sel.vars {
-			g.values(sel, &sel.vars[vi])
-		}
+		g.values(sel, &sel.v)
 	}
 	for gi, gr := range g.p.gate {
 		if gr.r.phase == phase && (gr.unknown || g.cand.has(gi)) {
@@ -453,27 +469,46 @@ func (g *gateEval) scan(i int32) (hits, done, matched bitset) {
 // steps returns the strings a multiMatch chain shows the operator: the
 // value before the chain and after each transformation that changed it.
 func (g *gateEval) steps(i, chain int32) []int32 {
-	k := transKey{i, chain}
-	if s, ok := g.multi[k]; ok {
-		return s
+	out := []int32{i}
+	for _, st := range g.p.ix.chains[chain] {
+		if j := g.step(i, st); j != i {
+			i = j
+			out = append(out, i)
+		}
 	}
-	var s []int32
-	for _, t := range multiTransform(g.info[i].s, g.p.ix.chains[chain]) {
-		s = append(s, g.str(t))
-	}
-	g.multi[k] = s
-	return s
+	return out
 }
 
-// transform returns the index of string i after a chain, once per event.
+// transform returns the index of string i after a chain.
 func (g *gateEval) transform(i, chain int32) int32 {
-	k := transKey{i, chain}
-	if t, ok := g.trans[k]; ok {
-		return t
+	for _, st := range g.p.ix.chains[chain] {
+		i = g.step(i, st)
 	}
-	t := g.str(applyChain(g.info[i].s, g.p.ix.chains[chain]))
-	g.trans[k] = t
-	return t
+	return i
+}
+
+// step returns the index of string i after one transformation, applied as
+// Coraza does (a failing one leaves the value as it was); chains share
+// their steps through this cache, and a value without the step's trigger
+// features is its own result.
+func (g *gateEval) step(i, st int32) int32 {
+	ix := &g.p.ix
+	if g.info[i].feat&ix.stepTrig[st] == 0 {
+		return i
+	}
+	if next := g.info[i].next; next != nil && next[st] != 0 {
+		return next[st] - 1
+	}
+	out, _, err := ix.steps[st](g.info[i].s)
+	j := i
+	if err == nil {
+		j = g.str(out)
+	}
+	if g.info[i].next == nil {
+		g.info[i].next = make([]int32, len(ix.steps))
+	}
+	g.info[i].next[st] = j + 1
+	return j
 }
 
 // allOf appends every gate rule of the phase: used when Coraza itself must
@@ -485,21 +520,6 @@ func (p *plan) allOf(dst []int, phase int) []int {
 		}
 	}
 	return dst
-}
-
-// multiTransform is Coraza's multiMatch: the value before the chain and
-// after each transformation that changed it.
-func multiTransform(v string, fns []plugintypes.Transformation) []string {
-	out := []string{v}
-	for _, fn := range fns {
-		t, changed, err := fn(v)
-		if err != nil || !changed {
-			continue
-		}
-		v = t
-		out = append(out, v)
-	}
-	return out
 }
 
 // getField returns what Coraza's Transaction.GetField returns for the

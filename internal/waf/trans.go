@@ -124,3 +124,18 @@ func applyChain(v string, fns []plugintypes.Transformation) string {
 	}
 	return v
 }
+
+// multiTransform is what a multiMatch rule's operator sees: the value
+// before the chain and after each transformation that changed it.
+func multiTransform(v string, fns []plugintypes.Transformation) []string {
+	out := []string{v}
+	for _, fn := range fns {
+		t, changed, err := fn(v)
+		if err != nil || !changed {
+			continue
+		}
+		v = t
+		out = append(out, v)
+	}
+	return out
+}
