@@ -264,6 +264,7 @@ type gateEval struct {
 	// fields caches the collection queries, which allocate and which
 	// many selections repeat.
 	fields map[fieldQuery]*fieldValues
+	groups []evalGroup // value's scratch
 }
 
 // fieldValues is a collection query's result, with the index of each
@@ -370,6 +371,9 @@ func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 
 // value evaluates the selection's rules on one of its values, string vi.
 func (g *gateEval) value(sel *gateSel, vi int32) {
+	// Chains that leave the value as it is (most, on clean text) or make
+	// the same string of it are evaluated together.
+	g.groups = g.groups[:0]
 	for ci := range sel.chains {
 		ch := &sel.chains[ci]
 		if !g.pending(ch.rules) {
@@ -377,26 +381,63 @@ func (g *gateEval) value(sel *gateSel, vi int32) {
 		}
 		switch {
 		case g.info[vi].feat&ch.trigger == 0:
-			g.evaluate(ch, vi)
+			g.group(vi, ch)
 		case ch.multi:
 			for _, ti := range g.steps(vi, int32(ch.id)) {
-				g.evaluate(ch, ti)
+				g.group(ti, ch)
 			}
 		default:
-			g.evaluate(ch, g.transform(vi, int32(ch.id)))
+			g.group(g.transform(vi, int32(ch.id)), ch)
 		}
+	}
+	for i := range g.groups {
+		gr := &g.groups[i]
+		g.evaluate(gr.ti, gr.rules, gr.always)
 	}
 }
 
-// evaluate runs, on string ti, the operators of the chain's rules that
-// are not candidates yet, have an atom in it (or none at all) and have not
-// run on it before.
-func (g *gateEval) evaluate(ch *gateChain, ti int32) {
+// evalGroup is the rules of a value's chains that see the same string.
+type evalGroup struct {
+	ti            int32
+	rules, always bitset
+}
+
+// group adds the chain's rules to the group of string ti.
+func (g *gateEval) group(ti int32, ch *gateChain) {
+	var gr *evalGroup
+	for i := range g.groups {
+		if g.groups[i].ti == ti {
+			gr = &g.groups[i]
+			break
+		}
+	}
+	if gr == nil {
+		// Reuse the bitsets of an earlier value's group when there is one.
+		if n := len(g.groups); n < cap(g.groups) && g.groups[:n+1][n].rules != nil {
+			g.groups = g.groups[:n+1]
+		} else {
+			g.groups = append(g.groups, evalGroup{rules: make(bitset, len(ch.rules)), always: make(bitset, len(ch.rules))})
+		}
+		gr = &g.groups[len(g.groups)-1]
+		gr.ti = ti
+		clear(gr.rules)
+		clear(gr.always)
+	}
+	for w := range ch.rules {
+		gr.rules[w] |= ch.rules[w]
+		gr.always[w] |= ch.always[w]
+	}
+}
+
+// evaluate runs, on string ti, the operators of the rules that are not
+// candidates yet, have an atom in it (or are in always) and have not run
+// on it before.
+func (g *gateEval) evaluate(ti int32, rules, always bitset) {
 	hits, done, matched := g.scan(ti)
 	t := g.info[ti].s
 	volatile := g.p.ix.volatile
-	for w := range ch.rules {
-		want := (ch.always[w] | hits[w]) & ch.rules[w] &^ g.cand[w]
+	for w := range rules {
+		want := (always[w] | hits[w]) & rules[w] &^ g.cand[w]
 		known := done[w] &^ volatile[w]
 		g.cand[w] |= want & known & matched[w] // answered for an earlier record
 		todo := want &^ known
