@@ -14,6 +14,7 @@ test: fmt vet
 	@# The CRS regression pass rate, in the output (go test hides the logs of passing tests).
 	@$(GO) test -count=1 -v -run '^(TestCRSRegression|TestFastPathMatchesReference)$$' ./protect | grep -a 'CRS regression\|fast path vs reference'
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60000x -fuzzminimizetime 10x ./internal/source
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20000x -fuzzminimizetime 10x ./internal/report
 
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
@@ -28,6 +29,7 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/source
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime 60s ./protect
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/report
 
 # Regenerate internal/waf/atoms.bin (the atom analysis of the embedded
 # rules' patterns) after changing rules/ or the analysis; make test fails

@@ -1,0 +1,236 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cases drive the round-trip test, the fuzz target's seeds and the
+// encoding benchmark.
+var cases = []struct {
+	name string
+	r    Report
+}{
+	{"empty", Report{}},
+	{"clean-http", Report{RequestID: "c6af9ac6-7b61-11e6-9a41-93e812345678", Source: "apigw-http", Action: Allow,
+		Records: 1, DurationMicros: 1200, ClientIP: "203.0.113.9", ColdStart: true}},
+	{"blocked-sqs", Report{RequestID: "r-2", Source: "sqs", Action: Block, Rules: []int{942100, 932235, 100112},
+		Records: 10, BlockedRecords: 2, DurationMicros: 5400, ErrorType: "lambdarasp.Blocked"}},
+	{"outbound", Report{RequestID: "r-3", Source: "direct", Action: Allow, Records: 1, DurationMicros: 90000,
+		ErrorType: "errorString", Outbound: []Outbound{{Host: "api.example.com", Port: 443, Calls: 3}, {Host: "10.0.0.7", Port: 5432, Calls: 1, Errors: 1}}}},
+	{"quarantine", Report{RequestID: "r-4", Source: "s3", Action: Quarantine, Records: 1}},
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := Append(nil, &c.r)
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatalf("Decode(Append(r)): %v", err)
+			}
+			if !reflect.DeepEqual(got, c.r) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, c.r)
+			}
+		})
+	}
+}
+
+func TestAppendCutsToBounds(t *testing.T) {
+	r := Report{RequestID: strings.Repeat("x", 1000), Rules: make([]int, 100)}
+	for range 200 {
+		r.Outbound = append(r.Outbound, Outbound{Host: strings.Repeat("h", 200), Port: 443, Calls: 1})
+	}
+	b := Append(nil, &r)
+	if len(b) > MaxSize {
+		t.Fatalf("encoded %d bytes, more than MaxSize %d", len(b), MaxSize)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.RequestID) != MaxString || len(got.Rules) != MaxRules {
+		t.Errorf("request id %d bytes, %d rules: want %d and %d", len(got.RequestID), len(got.Rules), MaxString, MaxRules)
+	}
+	if n := len(got.Outbound); n == 0 || n == MaxOutbound {
+		t.Errorf("%d destinations kept: want as many as fit in %d bytes", n, MaxSize)
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	good := Append(nil, &cases[2].r)
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"nil", nil, ErrNotReport},
+		{"json", []byte(`{"requestId":"x"}`), ErrNotReport},
+		{"version", append([]byte{'L', 'R', 9}, good[3:]...), ErrVersion},
+		{"truncated", good[:len(good)-3], ErrMalformed},
+		{"too big", append(bytes.Clone(good), make([]byte, MaxSize)...), ErrMalformed},
+		{"action", func() []byte { b := bytes.Clone(good); b[6] = 200; return b }(), ErrMalformed},
+		{"string bound", []byte{'L', 'R', Version, 0, 0, 0, 0xff, 0x7f}, ErrMalformed},
+	} {
+		if _, err := Decode(c.b); !errors.Is(err, c.want) {
+			t.Errorf("%s: Decode error %v, want %v", c.name, err, c.want)
+		}
+	}
+	// Bytes after the known fields are a later version's additions.
+	if _, err := Decode(append(bytes.Clone(good), 1, 2, 3)); err != nil {
+		t.Errorf("trailing bytes: %v, want them ignored", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, c := range cases {
+		f.Add(Append(nil, &c.r))
+	}
+	f.Add([]byte("LR\x01\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Decode(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes re-encodes to the same report.
+		again, err := Decode(Append(nil, &r))
+		if err != nil {
+			t.Fatalf("re-encoded report does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, r) {
+			t.Fatalf("re-encoding changed the report:\n%+v\n%+v", r, again)
+		}
+	})
+}
+
+func BenchmarkAppend(b *testing.B) {
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = Append(buf[:0], &c.r)
+			}
+		})
+	}
+}
+
+// listen returns a UDP listener on a free loopback port and a channel of
+// what it decodes.
+func listen(t *testing.T) (*net.UDPConn, <-chan Report) {
+	t.Helper()
+	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan Report, 16)
+	go func() {
+		buf := make([]byte, MaxSize)
+		for {
+			n, err := ln.Read(buf)
+			if err != nil {
+				return
+			}
+			if r, err := Decode(buf[:n]); err == nil {
+				got <- r
+			}
+		}
+	}()
+	return ln, got
+}
+
+func TestSender(t *testing.T) {
+	ln, got := listen(t)
+	changes := make(chan bool, 8)
+	s, err := Dial(ln.LocalAddr().String(), func(reachable bool, _ error) { changes <- reachable })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := cases[2].r
+	if !s.Send(&want) {
+		t.Fatal("Send dropped a report into an empty queue")
+	}
+	select {
+	case r := <-got:
+		if !reflect.DeepEqual(r, want) {
+			t.Errorf("received %+v, want %+v", r, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no report received")
+	}
+	if !s.Reachable() {
+		t.Error("Reachable false while the listener is up")
+	}
+
+	// The listener goes away: the next report finds nobody, once.
+	ln.Close()
+	for range 3 {
+		s.Send(&want)
+	}
+	if r := waitChange(t, changes); r {
+		t.Fatal("first change after the listener closed says reachable")
+	}
+	if s.Reachable() {
+		t.Error("Reachable true after the listener closed")
+	}
+	select {
+	case r := <-changes:
+		t.Errorf("a second change (%v) while nothing listens: want one", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	// Back on the same port.
+	ln2, err := net.ListenUDP("udp", ln.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Skipf("cannot listen on the same port again: %v", err)
+	}
+	defer ln2.Close()
+	s.Send(&want)
+	if r := waitChange(t, changes); !r {
+		t.Error("no change to reachable once a listener is back")
+	}
+}
+
+func waitChange(t *testing.T, ch <-chan bool) bool {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("reachability did not change")
+	}
+	return false
+}
+
+func TestDialRefusesNonLoopback(t *testing.T) {
+	if _, err := Dial("192.0.2.1:7431", nil); err == nil {
+		t.Error("Dial accepted a non-loopback address")
+	}
+}
+
+// Send returns at once, even when the sender goroutine cannot keep up.
+func TestSendNeverWaits(t *testing.T) {
+	ln, _ := listen(t)
+	s, err := Dial(ln.LocalAddr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // the goroutine is gone: nothing drains the queue
+	r := cases[1].r
+	sent := 0
+	for range queueLen * 2 {
+		if s.Send(&r) {
+			sent++
+		}
+	}
+	if sent > queueLen || s.Dropped() != int64(queueLen*2-sent) {
+		t.Errorf("%d queued, %d dropped: want at most %d queued and the rest counted", sent, s.Dropped(), queueLen)
+	}
+}

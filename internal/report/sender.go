@@ -1,0 +1,130 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// DefaultAddr is where the extension listens for reports unless
+// LAMBDARASP_REPORT_ADDR says otherwise. The port avoids those other common
+// extensions take (2772, 2773, 4317, 4318, 8124, 9001).
+const DefaultAddr = "127.0.0.1:7431"
+
+// queueLen is how many reports may wait for the sender goroutine; more are
+// dropped. One invocation at a time sends one report, so the queue only
+// fills if the goroutine is starved.
+const queueLen = 64
+
+// Sender sends reports to one loopback UDP address. Send never waits for
+// the network; the datagram is written by a goroutine of the Sender's own.
+// A Sender is safe for concurrent use.
+type Sender struct {
+	conn     *net.UDPConn
+	queue    chan *[]byte
+	buffers  sync.Pool
+	onChange func(reachable bool, err error)
+
+	reachable atomic.Bool
+	dropped   atomic.Int64
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Dial returns a Sender for addr, which must be a loopback address
+// ("127.0.0.1:7431"): reports never leave the execution environment.
+// onChange, if not nil, is called from the Sender's goroutine each time
+// the listener is found gone (reachable false, with the error) or back.
+// Nobody needs to listen yet: a Sender starts out reachable.
+func Dial(addr string, onChange func(reachable bool, err error)) (*Sender, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("report: address %q: %w", addr, err)
+	}
+	if !ua.IP.IsLoopback() {
+		return nil, fmt.Errorf("report: address %q: want a loopback address such as %s", addr, DefaultAddr)
+	}
+	conn, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		return nil, fmt.Errorf("report: dial %s: %w", addr, err)
+	}
+	s := &Sender{
+		conn:     conn,
+		queue:    make(chan *[]byte, queueLen),
+		onChange: onChange,
+		done:     make(chan struct{}),
+	}
+	s.buffers.New = func() any { b := make([]byte, 0, 512); return &b }
+	s.reachable.Store(true)
+	go s.run()
+	return s, nil
+}
+
+// Send encodes r and queues it for the sender goroutine. It returns false
+// when the queue is full and the report was dropped. It does not keep r.
+func (s *Sender) Send(r *Report) bool {
+	bp := s.buffers.Get().(*[]byte)
+	*bp = Append((*bp)[:0], r)
+	select {
+	case s.queue <- bp:
+		return true
+	default:
+		s.buffers.Put(bp)
+		s.dropped.Add(1)
+		return false
+	}
+}
+
+// Reachable reports whether the last report written found a listener.
+func (s *Sender) Reachable() bool { return s.reachable.Load() }
+
+// Dropped is how many reports Send dropped because the queue was full.
+func (s *Sender) Dropped() int64 { return s.dropped.Load() }
+
+// Close stops the sender goroutine and closes the socket; reports still
+// queued are dropped.
+func (s *Sender) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		err = s.conn.Close()
+	})
+	return err
+}
+
+func (s *Sender) run() {
+	for {
+		select {
+		case bp := <-s.queue:
+			s.write(*bp)
+			s.buffers.Put(bp)
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// write sends one datagram and updates reachability. On loopback the
+// kernel answers a datagram nobody listens for at once, by setting the
+// socket's pending error, so reading it right after the write tells
+// whether this report found the extension; where that answer comes later,
+// the next write returns it instead.
+func (s *Sender) write(b []byte) {
+	_, err := s.conn.Write(b)
+	if err == nil {
+		err = pendingError(s.conn)
+	}
+	switch {
+	case err == nil:
+		if !s.reachable.Swap(true) && s.onChange != nil {
+			s.onChange(true, nil)
+		}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		if s.reachable.Swap(false) && s.onChange != nil {
+			s.onChange(false, err)
+		}
+	}
+}
