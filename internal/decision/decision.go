@@ -1,0 +1,279 @@
+package decision
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultPath is where the extension writes decisions and the wrapper
+// reads them unless LAMBDARASP_DECISIONS_FILE says otherwise: /tmp is the
+// one writable directory both processes share in Lambda.
+const DefaultPath = "/tmp/lambdarasp/decisions.json"
+
+// Version is the file format's version.
+const Version = 1
+
+// Decisions is the content of the file.
+type Decisions struct {
+	Version            int           `json:"version"`
+	Written            time.Time     `json:"written"`
+	Quarantine         *Quarantine   `json:"quarantine,omitempty"`
+	BlockedIPs         []BlockedIP   `json:"blocked_ips,omitempty"`
+	DeniedDestinations []Destination `json:"denied_destinations,omitempty"`
+}
+
+// Quarantine refuses every invocation until Until, with the trigger's
+// blocked response.
+type Quarantine struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// BlockedIP refuses HTTP requests from one client address until Until.
+type BlockedIP struct {
+	IP     string    `json:"ip"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Destination denies outbound calls to Host (and Port, unless 0) until
+// Until. protect.Transport enforces it.
+type Destination struct {
+	Host   string    `json:"host"`
+	Port   int       `json:"port,omitempty"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Expire drops the decisions that have ended by now and reports whether
+// any is left.
+func (d *Decisions) Expire(now time.Time) bool {
+	if d.Quarantine != nil && !now.Before(d.Quarantine.Until) {
+		d.Quarantine = nil
+	}
+	d.BlockedIPs = keep(d.BlockedIPs, func(b BlockedIP) bool { return now.Before(b.Until) })
+	d.DeniedDestinations = keep(d.DeniedDestinations, func(x Destination) bool { return now.Before(x.Until) })
+	return d.Quarantine != nil || len(d.BlockedIPs) > 0 || len(d.DeniedDestinations) > 0
+}
+
+func keep[T any](s []T, ok func(T) bool) []T {
+	out := s[:0]
+	for _, x := range s {
+		if ok(x) {
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// Write replaces the file at path with d, atomically: a reader sees the
+// old file or the new one, never a part. The directory is created if
+// needed.
+func Write(path string, d Decisions) error {
+	d.Version = Version
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return fmt.Errorf("decision: encode: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("decision: write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("decision: write %s: %w", path, err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("decision: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Read reads and parses the file at path. A file that does not exist is
+// no decisions, not an error.
+func Read(path string) (Decisions, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Decisions{}, nil
+	}
+	if err != nil {
+		return Decisions{}, fmt.Errorf("decision: read %s: %w", path, err)
+	}
+	return Parse(b)
+}
+
+// Parse decodes the file's content and checks it.
+func Parse(b []byte) (Decisions, error) {
+	var d Decisions
+	if err := json.Unmarshal(b, &d); err != nil {
+		return Decisions{}, fmt.Errorf("decision: parse: %w", err)
+	}
+	if d.Version != Version {
+		return Decisions{}, fmt.Errorf("decision: version %d: want %d", d.Version, Version)
+	}
+	for _, ip := range d.BlockedIPs {
+		if _, err := netip.ParseAddr(ip.IP); err != nil {
+			return Decisions{}, fmt.Errorf("decision: blocked ip %q: %w", ip.IP, err)
+		}
+	}
+	for _, x := range d.DeniedDestinations {
+		if x.Host == "" || x.Port < 0 || x.Port > 65535 {
+			return Decisions{}, fmt.Errorf("decision: denied destination %q port %d: want a host and a port 0-65535", x.Host, x.Port)
+		}
+	}
+	return d, nil
+}
+
+// Active is the decisions in force, indexed for the checks the wrapper
+// makes per invocation. The zero value and nil enforce nothing.
+type Active struct {
+	quarantine *Quarantine
+	ips        map[netip.Addr]time.Time
+	dests      map[string]time.Time // "host:port", "host:0" for every port
+}
+
+func newActive(d Decisions) *Active {
+	a := &Active{quarantine: d.Quarantine}
+	for _, b := range d.BlockedIPs {
+		if a.ips == nil {
+			a.ips = map[netip.Addr]time.Time{}
+		}
+		ip, _ := netip.ParseAddr(b.IP)
+		a.ips[ip.Unmap()] = later(a.ips[ip.Unmap()], b.Until)
+	}
+	for _, x := range d.DeniedDestinations {
+		if a.dests == nil {
+			a.dests = map[string]time.Time{}
+		}
+		k := destKey(x.Host, x.Port)
+		a.dests[k] = later(a.dests[k], x.Until)
+	}
+	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func destKey(host string, port int) string {
+	return strings.ToLower(host) + ":" + strconv.Itoa(port)
+}
+
+// Quarantined returns the quarantine in force at now, if any.
+func (a *Active) Quarantined(now time.Time) (Quarantine, bool) {
+	if a == nil || a.quarantine == nil || !now.Before(a.quarantine.Until) {
+		return Quarantine{}, false
+	}
+	return *a.quarantine, true
+}
+
+// IPBlocked reports whether ip (an address as API Gateway reports it) is
+// blocked at now.
+func (a *Active) IPBlocked(ip string, now time.Time) bool {
+	if a == nil || len(a.ips) == 0 || ip == "" {
+		return false
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	until, ok := a.ips[addr.Unmap()]
+	return ok && now.Before(until)
+}
+
+// HasIPBlocks reports whether any client IP may be blocked: the wrapper
+// looks for the client address only then.
+func (a *Active) HasIPBlocks() bool { return a != nil && len(a.ips) > 0 }
+
+// Denied reports whether outbound calls to host:port are denied at now.
+func (a *Active) Denied(host string, port int, now time.Time) bool {
+	if a == nil || len(a.dests) == 0 {
+		return false
+	}
+	for _, k := range [2]string{destKey(host, port), destKey(host, 0)} {
+		if until, ok := a.dests[k]; ok && now.Before(until) {
+			return true
+		}
+	}
+	return false
+}
+
+// Watcher gives the decisions in one file, re-reading it only when its
+// stamp changes. It is safe for concurrent use.
+type Watcher struct {
+	path string
+	cur  atomic.Pointer[snapshot]
+	mu   sync.Mutex // one reload at a time
+}
+
+type snapshot struct {
+	stamp  stamp
+	active *Active
+}
+
+// NewWatcher returns a Watcher of the file at path. Nothing is read yet.
+func NewWatcher(path string) *Watcher {
+	w := &Watcher{path: path}
+	w.cur.Store(&snapshot{})
+	return w
+}
+
+// Path is the watched file's path.
+func (w *Watcher) Path() string { return w.path }
+
+// Load returns the decisions in the file. When the file's stamp is
+// unchanged since the last call it returns the same *Active without
+// reading. A file that disappears means no decisions. A file that cannot
+// be read or parsed keeps the last good decisions and returns the error,
+// once per change of the file.
+func (w *Watcher) Load() (*Active, error) {
+	st, ok := statFile(w.path)
+	cur := w.cur.Load()
+	if st == cur.stamp {
+		return cur.active, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cur = w.cur.Load(); st == cur.stamp {
+		return cur.active, nil
+	}
+	if !ok {
+		w.cur.Store(&snapshot{stamp: st})
+		return nil, nil
+	}
+	d, err := Read(w.path)
+	if err != nil {
+		w.cur.Store(&snapshot{stamp: st, active: cur.active})
+		return cur.active, err
+	}
+	a := newActive(d)
+	w.cur.Store(&snapshot{stamp: st, active: a})
+	return a, nil
+}
