@@ -263,8 +263,9 @@ type gateEval struct {
 	cand  bitset
 	// fields caches the collection queries, which allocate and which
 	// many selections repeat.
-	fields map[fieldQuery]*fieldValues
-	groups []evalGroup // value's scratch
+	fields  map[fieldQuery]*fieldValues
+	groups  []evalGroup // value's scratch
+	stepBuf []int32     // steps' scratch
 }
 
 // fieldValues is a collection query's result, with the index of each
@@ -286,6 +287,7 @@ type strCache struct {
 	strs  map[string]int32 // → index in info
 	info  []strInfo
 	arena []uint64 // hits, done and matched bitsets, words each
+	nexts []int32  // per string, step → 1 + index of the string it makes, 0 until known
 }
 
 func newStrCache() *strCache {
@@ -301,8 +303,8 @@ type fieldQuery struct {
 type strInfo struct {
 	s    string
 	feat uint16
-	bits int32   // offset in arena of hits; done and matched follow; -1 until scanned
-	next []int32 // step → index of the string it makes of this one; 0 until known
+	bits int32 // offset in arena of hits; done and matched follow; -1 until scanned
+	next int32 // offset in nexts of its step results (see step); -1 until needed
 }
 
 // newGateEval evaluates p's gate on tx, with the string cache c (nil: a
@@ -471,7 +473,7 @@ func (g *gateEval) str(s string) int32 {
 	}
 	i := int32(len(g.info))
 	g.strs[s] = i
-	g.info = append(g.info, strInfo{s: s, feat: features(s), bits: -1})
+	g.info = append(g.info, strInfo{s: s, feat: features(s), bits: -1, next: -1})
 	return i
 }
 
@@ -509,8 +511,10 @@ func (g *gateEval) scan(i int32) (hits, done, matched bitset) {
 
 // steps returns the strings a multiMatch chain shows the operator: the
 // value before the chain and after each transformation that changed it.
+// The slice is scratch, valid until the next call.
 func (g *gateEval) steps(i, chain int32) []int32 {
-	out := []int32{i}
+	out := append(g.stepBuf[:0], i)
+	defer func() { g.stepBuf = out[:0] }()
 	for _, st := range g.p.ix.chains[chain] {
 		if j := g.step(i, st); j != i {
 			i = j
@@ -537,18 +541,21 @@ func (g *gateEval) step(i, st int32) int32 {
 	if g.info[i].feat&ix.stepTrig[st] == 0 {
 		return i
 	}
-	if next := g.info[i].next; next != nil && next[st] != 0 {
-		return next[st] - 1
+	off := g.info[i].next
+	if off >= 0 && g.nexts[off+st] != 0 {
+		return g.nexts[off+st] - 1
 	}
 	out, _, err := ix.steps[st](g.info[i].s)
 	j := i
 	if err == nil {
 		j = g.str(out)
 	}
-	if g.info[i].next == nil {
-		g.info[i].next = make([]int32, len(ix.steps))
+	if off < 0 {
+		off = int32(len(g.nexts))
+		g.nexts = append(g.nexts, make([]int32, len(ix.steps))...)
+		g.info[i].next = off
 	}
-	g.info[i].next[st] = j + 1
+	g.nexts[off+st] = j + 1
 	return j
 }
 
