@@ -8,10 +8,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
 // BlockedErrorType is the errorType Lambda records when Handler fails an
@@ -47,6 +50,15 @@ func IsBlocked(err error) bool {
 //     BlockedErrorType), so the event is retried and then kept in the DLQ
 //     or on-failure destination.
 //
+// With the lambdarasp extension in the function's layers, Handler also
+// sends it a report after each invocation (LAMBDARASP_REPORT_ADDR, one UDP
+// datagram to loopback, about 0.2 µs on the request path) and enforces its
+// decisions before the rules run (LAMBDARASP_DECISIONS_FILE, about 1.5 µs
+// when unchanged), in modes block and detect alike: a quarantined function
+// refuses every event, a blocked client IP every HTTP request, with the
+// trigger's blocked response (rules 100990 and 100991). Without a live
+// extension, decisions fail open and the rules protect on their own.
+//
 // The rules are compiled here, once, so call Handler during init (in main);
 // the returned handler is safe for concurrent use. Handler panics if the
 // options or LAMBDARASP_* variables are invalid: Lambda then reports an init
@@ -69,12 +81,17 @@ func Handler(h any, opts ...Option) lambda.Handler {
 	if err != nil {
 		panic(err.Error())
 	}
-	return &handler{next: next, in: in}
+	l, err := newLink(cfg)
+	if err != nil {
+		panic(err.Error())
+	}
+	return &handler{next: next, in: in, link: l}
 }
 
 type handler struct {
 	next lambda.Handler
 	in   *Inspector
+	link *link // the lambdarasp extension; nil: none
 }
 
 var _ lambda.Handler = (*handler)(nil)
@@ -84,7 +101,35 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	var o outcome
+	if h.link != nil {
+		defer h.link.send(requestID, time.Now(), &o)
+	}
+	out, err := h.invoke(ctx, requestID, payload, &o)
+	o.err, o.done = err, true
+	return out, err
+}
+
+// invoke enforces the extension's decisions, inspects the event, and runs
+// h or refuses the event; o records what happened, for the report.
+func (h *handler) invoke(ctx context.Context, requestID string, payload []byte, o *outcome) ([]byte, error) {
+	d := h.link.active(ctx)
+	now := time.Now()
+	if q, ok := d.Quarantined(now); ok {
+		v := refusal(h.in.classify(payload), ruleQuarantine, "Function quarantined by the lambdarasp extension")
+		o.action, o.verdict = report.Quarantine, &v
+		return h.enforce(ctx, requestID, payload, v, "quarantine", q.Reason, q.Until)
+	}
 	v, err := h.inspect(payload)
+	o.verdict = &v
+	if v.event.Kind.HTTP() {
+		o.clientIP = clientIP(v.event)
+	}
+	if b, ok := d.IPBlocked(o.clientIP, now); ok {
+		v = refusal(v, ruleBlockedIP, "Client IP blocked by the lambdarasp extension")
+		o.action = report.BlockedIP
+		return h.enforce(ctx, requestID, payload, v, "blocked-ip", b.Reason, b.Until)
+	}
 	if err != nil {
 		h.in.cfg.logger.LogAttrs(ctx, slog.LevelError, "lambdarasp inspection failed",
 			slog.String("request_id", requestID), slog.String("error", err.Error()),
@@ -93,13 +138,18 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			return h.next.Invoke(ctx, payload)
 		}
 		v = failedVerdict(v)
+		o.action = report.Failed
 	}
 	if v.Action == Allow {
 		return h.next.Invoke(ctx, payload)
 	}
 	h.log(ctx, requestID, v)
 	if h.in.cfg.mode == Detect {
+		o.action = report.Detect
 		return h.next.Invoke(ctx, payload)
+	}
+	if o.action != report.Failed {
+		o.action = report.Block
 	}
 	return h.refuse(ctx, requestID, payload, v)
 }

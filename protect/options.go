@@ -3,9 +3,13 @@ package protect
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
 // Mode says what Handler does with an event the rules would block.
@@ -52,6 +56,8 @@ type config struct {
 	snippets     bool         // false: never log matched data
 	runtimeAPI   string       // AWS_LAMBDA_RUNTIME_API
 	reference    bool         // false: the fast path decides clean events
+	reportAddr   string       // report.DefaultAddr; "off": no reports to the extension
+	decisions    string       // decision.DefaultPath; "off": no decisions enforced
 }
 
 type exclusion struct {
@@ -66,6 +72,8 @@ func defaults() config {
 		threshold:  5,
 		limits:     Limits{MaxDepth: 64, MaxFields: 10000, MaxValueBytes: 1 << 20, MaxRecords: 10000},
 		runtimeAPI: os.Getenv("AWS_LAMBDA_RUNTIME_API"),
+		reportAddr: report.DefaultAddr,
+		decisions:  decision.DefaultPath,
 	}
 }
 
@@ -163,6 +171,8 @@ const (
 	envMaxValue  = "LAMBDARASP_MAX_VALUE_BYTES"
 	envMaxRecs   = "LAMBDARASP_MAX_RECORDS"
 	envEngine    = "LAMBDARASP_ENGINE"
+	envReport    = "LAMBDARASP_REPORT_ADDR"
+	envDecisions = "LAMBDARASP_DECISIONS_FILE"
 )
 
 // newConfig applies opts over the defaults, then the environment over both,
@@ -237,6 +247,12 @@ func (c *config) fromEnv(getenv func(string) string) error {
 			return fmt.Errorf("protect: %s=%q: want %s or %s", ch.name, getenv(ch.name), ch.off, ch.on)
 		}
 	}
+	if v := strings.TrimSpace(getenv(envReport)); v != "" {
+		c.reportAddr = v
+	}
+	if v := strings.TrimSpace(getenv(envDecisions)); v != "" {
+		c.decisions = v
+	}
 	c.ruleFiles = append(c.ruleFiles, splitList(getenv(envRules))...)
 	for _, e := range splitList(getenv(envExclude)) {
 		id, path, _ := strings.Cut(e, "@")
@@ -270,6 +286,11 @@ func (c *config) validate() error {
 	case c.threshold < 1:
 		return fmt.Errorf("protect: anomaly threshold %d: want 1 or more (WithAnomalyThreshold, %s)", c.threshold, envThreshold)
 	}
+	if c.reportAddr != off {
+		if err := loopback(c.reportAddr); err != nil {
+			return fmt.Errorf("protect: %s=%q: %v", envReport, c.reportAddr, err)
+		}
+	}
 	for _, e := range c.exclusions {
 		if e.rule <= 0 {
 			return fmt.Errorf("protect: exclusion of rule %d: want a positive rule id (WithExclusion, %s)", e.rule, envExclude)
@@ -277,6 +298,20 @@ func (c *config) validate() error {
 		if strings.ContainsAny(e.path, "\"'|, \t\r\n") {
 			return fmt.Errorf("protect: exclusion path %q: quotes, commas, pipes and spaces are not allowed (WithExclusion, %s)", e.path, envExclude)
 		}
+	}
+	return nil
+}
+
+// off turns the extension link's parts off (LAMBDARASP_REPORT_ADDR=off,
+// LAMBDARASP_DECISIONS_FILE=off).
+const off = "off"
+
+// loopback checks that addr is a loopback IP and port: reports never
+// leave the execution environment.
+func loopback(addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+		return fmt.Errorf("want off, or a loopback address and port such as %s", report.DefaultAddr)
 	}
 	return nil
 }

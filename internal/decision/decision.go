@@ -152,7 +152,7 @@ func Parse(b []byte) (Decisions, error) {
 // makes per invocation. The zero value and nil enforce nothing.
 type Active struct {
 	quarantine *Quarantine
-	ips        map[netip.Addr]time.Time
+	ips        map[netip.Addr]BlockedIP
 	dests      map[string]time.Time // "host:port", "host:0" for every port
 }
 
@@ -160,10 +160,12 @@ func newActive(d Decisions) *Active {
 	a := &Active{quarantine: d.Quarantine}
 	for _, b := range d.BlockedIPs {
 		if a.ips == nil {
-			a.ips = map[netip.Addr]time.Time{}
+			a.ips = map[netip.Addr]BlockedIP{}
 		}
 		ip, _ := netip.ParseAddr(b.IP)
-		a.ips[ip.Unmap()] = later(a.ips[ip.Unmap()], b.Until)
+		if old, ok := a.ips[ip.Unmap()]; !ok || b.Until.After(old.Until) {
+			a.ips[ip.Unmap()] = b
+		}
 	}
 	for _, x := range d.DeniedDestinations {
 		if a.dests == nil {
@@ -194,23 +196,22 @@ func (a *Active) Quarantined(now time.Time) (Quarantine, bool) {
 	return *a.quarantine, true
 }
 
-// IPBlocked reports whether ip (an address as API Gateway reports it) is
-// blocked at now.
-func (a *Active) IPBlocked(ip string, now time.Time) bool {
+// IPBlocked returns the block in force at now on ip (an address as API
+// Gateway reports it), if any.
+func (a *Active) IPBlocked(ip string, now time.Time) (BlockedIP, bool) {
 	if a == nil || len(a.ips) == 0 || ip == "" {
-		return false
+		return BlockedIP{}, false
 	}
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
-		return false
+		return BlockedIP{}, false
 	}
-	until, ok := a.ips[addr.Unmap()]
-	return ok && now.Before(until)
+	b, ok := a.ips[addr.Unmap()]
+	if !ok || !now.Before(b.Until) {
+		return BlockedIP{}, false
+	}
+	return b, true
 }
-
-// HasIPBlocks reports whether any client IP may be blocked: the wrapper
-// looks for the client address only then.
-func (a *Active) HasIPBlocks() bool { return a != nil && len(a.ips) > 0 }
 
 // Denied reports whether outbound calls to host:port are denied at now.
 func (a *Active) Denied(host string, port int, now time.Time) bool {

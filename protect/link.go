@@ -1,0 +1,163 @@
+package protect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/report"
+)
+
+// Rule ids of the refusals the extension's decisions cause.
+const (
+	ruleQuarantine = 100990 // the function is quarantined
+	ruleBlockedIP  = 100991 // the client IP is blocked
+)
+
+// link is the wrapper's side of the lambdarasp extension: before each
+// invocation it looks at the extension's decisions (quarantine, blocked
+// client IPs), after it sends the extension one report. Both cost a few
+// microseconds at most and never wait for the extension.
+//
+// Without a live extension the wrapper fails open on decisions: when a
+// report finds nobody listening, decisions are not enforced (the rules
+// still are) until a report finds the extension again; each change is
+// logged once. A nil *link does nothing.
+type link struct {
+	sender  *report.Sender    // nil: reports off
+	watcher *decision.Watcher // nil: decisions off
+	logger  *slog.Logger
+	invoked atomic.Bool // after the first invocation: no more cold start
+}
+
+func newLink(cfg config) (*link, error) {
+	l := &link{logger: cfg.logger}
+	if cfg.decisions != off {
+		l.watcher = decision.NewWatcher(cfg.decisions)
+	}
+	if cfg.reportAddr != off {
+		s, err := report.Dial(cfg.reportAddr, l.reachability)
+		if err != nil {
+			return nil, err
+		}
+		l.sender = s
+	}
+	if l.sender == nil && l.watcher == nil {
+		return nil, nil
+	}
+	return l, nil
+}
+
+// reachability logs the extension going away or coming back; the Sender
+// calls it once per change.
+func (l *link) reachability(reachable bool, err error) {
+	if reachable {
+		l.logger.LogAttrs(context.Background(), slog.LevelInfo, "lambdarasp extension reachable: decisions enforced")
+		return
+	}
+	l.logger.LogAttrs(context.Background(), slog.LevelWarn, "lambdarasp extension not reachable: reports dropped, decisions not enforced (fail-open); the rules still are",
+		slog.String("error", err.Error()))
+}
+
+// active returns the decisions in force, or nil: no link, decisions off,
+// no extension listening, or no decisions file. A file that cannot be read
+// is logged once per change and the last good decisions stay.
+func (l *link) active(ctx context.Context) *decision.Active {
+	if l == nil || l.watcher == nil || (l.sender != nil && !l.sender.Reachable()) {
+		return nil
+	}
+	a, err := l.watcher.Load()
+	if err != nil {
+		l.logger.LogAttrs(ctx, slog.LevelError, "lambdarasp decisions unreadable: keeping the last good ones",
+			slog.String("file", l.watcher.Path()), slog.String("error", err.Error()))
+	}
+	return a
+}
+
+// outcome is what one invocation came to, for its report.
+type outcome struct {
+	action   report.Action
+	verdict  *Verdict // nil when the invocation was refused before inspection
+	clientIP string
+	err      error
+	done     bool // false: the handler panicked
+}
+
+// send reports the invocation that started at start. It runs deferred, so
+// that an invocation whose handler panicked is reported too.
+func (l *link) send(requestID string, start time.Time, o *outcome) {
+	if l == nil || l.sender == nil {
+		return
+	}
+	var rules [report.MaxRules]int
+	r := report.Report{
+		RequestID:      requestID,
+		Action:         o.action,
+		DurationMicros: time.Since(start).Microseconds(),
+		ClientIP:       o.clientIP,
+		ColdStart:      !l.invoked.Swap(true),
+		Records:        1,
+	}
+	if v := o.verdict; v != nil {
+		r.Source = v.Source
+		r.Rules = ruleIDs(rules[:0], v.Findings)
+		if n := len(v.event.Records); n > 0 {
+			r.Records = n
+		}
+		switch {
+		case len(v.BlockedRecords) > 0:
+			r.BlockedRecords = len(v.BlockedRecords)
+		case v.Action == Deny:
+			r.BlockedRecords = r.Records
+		}
+	}
+	switch {
+	case !o.done:
+		r.ErrorType = "panic"
+	case o.err != nil:
+		r.ErrorType = errorType(o.err)
+	}
+	l.sender.Send(&r)
+}
+
+// ruleIDs appends the distinct rule ids of findings to dst, in order, as
+// many as dst can hold, without allocating.
+func ruleIDs(dst []int, findings []Finding) []int {
+next:
+	for _, f := range findings {
+		for _, id := range dst {
+			if id == f.Rule {
+				continue next
+			}
+		}
+		if len(dst) == cap(dst) {
+			break
+		}
+		dst = append(dst, f.Rule)
+	}
+	return dst
+}
+
+// errorType names err the way the Lambda runtime does in errorType: the
+// type of an InvokeResponse_Error as written, otherwise the name of err's
+// type. Messages are never reported: they may carry data.
+func errorType(err error) string {
+	var ire messages.InvokeResponse_Error
+	if errors.As(err, &ire) && ire.Type != "" {
+		return ire.Type
+	}
+	t := reflect.TypeOf(err)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Name() == "" {
+		return "error"
+	}
+	return t.Name()
+}
