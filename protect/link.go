@@ -34,6 +34,7 @@ type link struct {
 	watcher *decision.Watcher // nil: decisions off
 	logger  *slog.Logger
 	invoked atomic.Bool // after the first invocation: no more cold start
+	seen    atomic.Bool // the extension has been reachable
 }
 
 func newLink(cfg config) (*link, error) {
@@ -47,6 +48,11 @@ func newLink(cfg config) (*link, error) {
 			return nil, err
 		}
 		l.sender = s
+		// Extensions start, and bind, before the function: whether one
+		// listens is known now, before the first invocation.
+		if s.Hello() {
+			l.seen.Store(true)
+		}
 	}
 	if l.sender == nil && l.watcher == nil {
 		return nil, nil
@@ -58,7 +64,12 @@ func newLink(cfg config) (*link, error) {
 // calls it once per change.
 func (l *link) reachability(reachable bool, err error) {
 	if reachable {
+		l.seen.Store(true)
 		l.logger.LogAttrs(context.Background(), slog.LevelInfo, "lambdarasp extension reachable: decisions enforced")
+		return
+	}
+	if !l.seen.Load() {
+		l.logger.LogAttrs(context.Background(), slog.LevelInfo, "lambdarasp extension not running: no reports, decisions not enforced; the rules protect on their own")
 		return
 	}
 	l.logger.LogAttrs(context.Background(), slog.LevelWarn, "lambdarasp extension not reachable: reports dropped, decisions not enforced (fail-open); the rules still are",

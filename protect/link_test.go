@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type extension struct {
 	conn      *net.UDPConn
 	reports   chan report.Report
 	decisions string
+	hellos    atomic.Int32
 }
 
 func newExtension(t *testing.T) *extension {
@@ -42,6 +44,10 @@ func newExtension(t *testing.T) *extension {
 				return
 			}
 			r, err := report.Decode(buf[:n])
+			if errors.Is(err, report.ErrHello) {
+				x.hellos.Add(1)
+				continue
+			}
 			if err != nil {
 				t.Errorf("undecodable report: %v", err)
 				continue
@@ -101,6 +107,12 @@ func TestReports(t *testing.T) {
 	next := &recorder{out: []byte(`{"statusCode":200}`)}
 	h := linked(t, x, next, &bytes.Buffer{})
 
+	for deadline := time.Now().Add(5 * time.Second); x.hellos.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if x.hellos.Load() != 1 {
+		t.Errorf("%d hellos at init, want 1", x.hellos.Load())
+	}
 	if _, err := h.Invoke(ctxFor("r1"), []byte(httpClean)); err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +277,29 @@ func TestExtensionGoneFailsOpen(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "lambdarasp extension not reachable"); n != 1 {
 		t.Errorf("%d 'not reachable' lines, want 1:\n%s", n, logs.String())
+	}
+}
+
+// A function deployed without the extension knows it from init: a stale
+// decisions file is not enforced even on the first invocation, and that is
+// said once, quietly.
+func TestNoExtensionAtInit(t *testing.T) {
+	x := newExtension(t)
+	x.publish(t, decision.Decisions{Quarantine: &decision.Quarantine{Until: time.Now().Add(time.Hour)}})
+	x.conn.Close() // nobody listens from the start
+	var logs bytes.Buffer
+	next := &recorder{out: []byte(`{}`)}
+	h := linked(t, x, next, &logs)
+	for range 3 {
+		if _, err := h.Invoke(ctxFor("r"), []byte(httpClean)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next.calls != 3 {
+		t.Errorf("handler ran %d of 3 times: a stale quarantine enforced without the extension", next.calls)
+	}
+	if n := strings.Count(logs.String(), "lambdarasp extension not running"); n != 1 || strings.Contains(logs.String(), `"level":"WARN"`) {
+		t.Errorf("want one INFO line saying the extension is not running:\n%s", logs.String())
 	}
 }
 

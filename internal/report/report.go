@@ -77,7 +77,11 @@ const (
 
 var magic = [2]byte{'L', 'R'}
 
-const flagCold = 1
+// Flags.
+const (
+	flagCold  = 1
+	flagHello = 2 // a datagram of the header alone: Sender.Hello
+)
 
 // Append encodes r at the end of b and returns the extended slice. Strings
 // longer than MaxString, rules beyond MaxRules and destinations beyond
@@ -141,6 +145,8 @@ var (
 	ErrNotReport = errors.New("report: not a lambdarasp report")
 	ErrVersion   = errors.New("report: unknown version")
 	ErrMalformed = errors.New("report: malformed")
+	// ErrHello is a Sender's greeting at init, not a report: ignore it.
+	ErrHello = errors.New("report: hello")
 )
 
 // Decode parses one datagram. It accepts any input without panicking and
@@ -156,6 +162,9 @@ func Decode(b []byte) (Report, error) {
 	}
 	if b[2] != Version {
 		return r, fmt.Errorf("%w %d", ErrVersion, b[2])
+	}
+	if b[3]&flagHello != 0 {
+		return r, ErrHello
 	}
 	r.ColdStart = b[3]&flagCold != 0
 	d := decoder{b: b[4:]}

@@ -81,6 +81,9 @@ func TestDecodeRefuses(t *testing.T) {
 			t.Errorf("%s: Decode error %v, want %v", c.name, err, c.want)
 		}
 	}
+	if _, err := Decode(hello[:]); !errors.Is(err, ErrHello) {
+		t.Errorf("hello: Decode error %v, want ErrHello", err)
+	}
 	// Bytes after the known fields are a later version's additions.
 	if _, err := Decode(append(bytes.Clone(good), 1, 2, 3)); err != nil {
 		t.Errorf("trailing bytes: %v, want them ignored", err)
@@ -153,6 +156,9 @@ func TestSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if !s.Hello() {
+		t.Fatal("Hello found nobody listening")
+	}
 	want := cases[2].r
 	if !s.Send(&want) {
 		t.Fatal("Send dropped a report into an empty queue")
@@ -184,6 +190,10 @@ func TestSender(t *testing.T) {
 	case r := <-changes:
 		t.Errorf("a second change (%v) while nothing listens: want one", r)
 	case <-time.After(50 * time.Millisecond):
+	}
+
+	if s.Hello() {
+		t.Error("Hello found a listener after it closed")
 	}
 
 	// Back on the same port.

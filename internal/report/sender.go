@@ -78,6 +78,17 @@ func (s *Sender) Send(r *Report) bool {
 	}
 }
 
+// Hello sends a greeting, a datagram the listener ignores, at once and on
+// the caller's goroutine, and returns whether a listener took it. Call it
+// at init: the wrapper then knows from its first invocation whether the
+// extension is there. A refusal is reported to onChange.
+func (s *Sender) Hello() bool {
+	s.write(hello[:])
+	return s.reachable.Load()
+}
+
+var hello = [4]byte{magic[0], magic[1], Version, flagHello}
+
 // Reachable reports whether the last report written found a listener.
 func (s *Sender) Reachable() bool { return s.reachable.Load() }
 
