@@ -228,6 +228,14 @@ func opAtoms(r *compiledRule) (set []string, ok, deleted bool) {
 			return nil, false, false
 		}
 		return []string{asciiLower(r.opData)}, true, false
+	case "detectXSS":
+		// libinjection's HTML5 tokenizer reports XSS only on a tag, doctype
+		// or comment (all start at a '<') or on an attribute value after a
+		// dangerous attribute name (a value after a name needs '='); the
+		// value it starts inside is judged without a name. So every value
+		// it flags has one of these (libinjection-go v0.3: xss.go, html5.go;
+		// TestXSSNeedsLtOrEquals holds the library to it).
+		return []string{"<", "="}, true, false
 	case "pm", "pmFromFile", "pmf":
 		// lowercased phrases, matched ASCII case-insensitively anywhere
 		// in the value.

@@ -190,3 +190,44 @@ func TestLazyPMMatchesCoraza(t *testing.T) {
 		t.Fatalf("%d rules, %d of %d inputs matched: the test inputs are broken", rulesChecked, matched, checked)
 	}
 }
+
+// The gate runs @detectXSS only on strings with '<' or '=' (opAtoms). On
+// random strings without them, built from the pieces XSS is made of, the
+// operator Coraza runs (libinjection) never reports XSS; with them it does.
+func TestXSSNeedsLtOrEquals(t *testing.T) {
+	var op plugintypes.Operator
+	for _, r := range stockRules {
+		if r.id == 941100 {
+			op = r.op
+		}
+	}
+	if op == nil {
+		t.Fatal("no rule 941100")
+	}
+	pieces := []string{"script", "onerror", "onload", "javascript:", "vbscript:", "style", "src", "href", "xmlns", "import",
+		"alert(1)", "expression(", "url(", " ", "\t", "\n", "/", "\"", "'", "`", ">", "!", "-", "--", "?", "[if", "&#", ";", ":",
+		"\x00", "data:", "x", "A", "ENTITY", "DOCTYPE", "CDATA", "<", "="}
+	rng := rand.New(rand.NewPCG(9, 10))
+	flagged, withEither := 0, 0
+	for i := 0; i < 100000; i++ {
+		var b strings.Builder
+		for j := 0; j < 1+rng.IntN(12); j++ {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		s := b.String()
+		xss := op.Evaluate(&captureState{}, s)
+		if !strings.ContainsAny(s, "<=") {
+			if xss {
+				t.Fatalf("libinjection flags %q, which has neither '<' nor '=': the gate's atoms for @detectXSS are wrong", s)
+			}
+			continue
+		}
+		withEither++
+		if xss {
+			flagged++
+		}
+	}
+	if flagged < withEither/100 {
+		t.Fatalf("only %d of %d strings with '<' or '=' flagged: the generator is broken", flagged, withEither)
+	}
+}
