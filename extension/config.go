@@ -1,0 +1,194 @@
+package extension
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/report"
+)
+
+// Config is the extension's settings. FromEnv reads them from the
+// environment; a zero field takes the default written beside it.
+type Config struct {
+	// Name is the name the extension registers under: Lambda requires its
+	// file name in /opt/extensions. Default "lambdarasp".
+	Name string
+	// RuntimeAPI is AWS_LAMBDA_RUNTIME_API (host:port). Required.
+	RuntimeAPI string
+	// FunctionName names the function in alerts (AWS_LAMBDA_FUNCTION_NAME).
+	FunctionName string
+	// ReportAddr is where the wrapper's reports arrive (UDP, loopback).
+	// Default report.DefaultAddr, 127.0.0.1:7431.
+	ReportAddr string
+	// TelemetryPort is the port of the Telemetry API listener; -1 picks a
+	// free one. Default 7432.
+	TelemetryPort int
+	// DecisionsFile is where decisions are published. Default
+	// decision.DefaultPath.
+	DecisionsFile string
+	// PolicyFile is the policy (see Policy); a file that does not exist
+	// means the default policy, alert only. Default
+	// /opt/lambdarasp/policy.json, a file in the layer.
+	PolicyFile string
+	// ReportWait bounds the wait for an invocation's report, at most
+	// 20 ms. Default 20 ms; a negative value does not wait.
+	ReportWait time.Duration
+	// WebhookURL receives alerts (http or https), in WebhookFormat "json"
+	// (default) or "slack". Empty: no webhook.
+	WebhookURL    string
+	WebhookFormat string
+
+	// Stdout receives the alert lines. Default: discarded.
+	Stdout io.Writer
+	// Logger receives the extension's own diagnostics. Default: discarded.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// HTTPClient sends webhooks. Default: a client without proxy or
+	// redirects to other hosts.
+	HTTPClient *http.Client
+	// HostsFile is read for sandbox.localdomain, the address Lambda asks
+	// telemetry listeners to use. Default /etc/hosts; when it does not
+	// list the name, the listener takes 127.0.0.1.
+	HostsFile string
+
+	envErr error // what FromEnv could not parse: Run reports it as an init error
+}
+
+// Defaults.
+const (
+	defaultName          = "lambdarasp"
+	defaultTelemetryPort = 7432
+	defaultPolicyFile    = "/opt/lambdarasp/policy.json"
+	maxReportWait        = 20 * time.Millisecond
+)
+
+// Environment variables, read in this one place.
+const (
+	envRuntimeAPI    = "AWS_LAMBDA_RUNTIME_API"
+	envFunctionName  = "AWS_LAMBDA_FUNCTION_NAME"
+	envReportAddr    = "LAMBDARASP_REPORT_ADDR"
+	envTelemetryPort = "LAMBDARASP_TELEMETRY_PORT"
+	envDecisions     = "LAMBDARASP_DECISIONS_FILE"
+	envPolicy        = "LAMBDARASP_POLICY_FILE"
+	envReportWait    = "LAMBDARASP_REPORT_WAIT"
+	envWebhook       = "LAMBDARASP_WEBHOOK_URL"
+	envWebhookFormat = "LAMBDARASP_WEBHOOK_FORMAT"
+)
+
+// FromEnv reads the settings from the environment. A variable it cannot
+// use is kept as an error that Run, once registered, reports to Lambda as
+// an init error: the message names the variable and what it accepts, and
+// does not repeat a value that may be a secret (the webhook URL).
+func FromEnv(getenv func(string) string) Config {
+	c, err := fromEnv(getenv)
+	c.envErr = err
+	return c
+}
+
+func fromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		RuntimeAPI:    getenv(envRuntimeAPI),
+		FunctionName:  getenv(envFunctionName),
+		ReportAddr:    strings.TrimSpace(getenv(envReportAddr)),
+		DecisionsFile: strings.TrimSpace(getenv(envDecisions)),
+		PolicyFile:    strings.TrimSpace(getenv(envPolicy)),
+		WebhookURL:    strings.TrimSpace(getenv(envWebhook)),
+		WebhookFormat: strings.ToLower(strings.TrimSpace(getenv(envWebhookFormat))),
+	}
+	if v := strings.TrimSpace(getenv(envTelemetryPort)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return c, fmt.Errorf("extension: %s=%q: want a port, 1-65535, or 0 for any free port", envTelemetryPort, v)
+		}
+		c.TelemetryPort = n
+		if n == 0 {
+			c.TelemetryPort = -1
+		}
+	}
+	if v := strings.TrimSpace(getenv(envReportWait)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d > maxReportWait {
+			return c, fmt.Errorf("extension: %s=%q: want a duration up to %v, such as 20ms (0 does not wait)", envReportWait, v, maxReportWait)
+		}
+		c.ReportWait = d
+		if d == 0 {
+			c.ReportWait = -1
+		}
+	}
+	return c, c.check()
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = defaultName
+	}
+	if c.ReportAddr == "" {
+		c.ReportAddr = report.DefaultAddr
+	}
+	if c.TelemetryPort == 0 {
+		c.TelemetryPort = defaultTelemetryPort
+	}
+	if c.DecisionsFile == "" {
+		c.DecisionsFile = decision.DefaultPath
+	}
+	if c.PolicyFile == "" {
+		c.PolicyFile = defaultPolicyFile
+	}
+	if c.ReportWait == 0 {
+		c.ReportWait = maxReportWait
+	}
+	if c.WebhookFormat == "" {
+		c.WebhookFormat = "json"
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConns: 2, IdleConnTimeout: 30 * time.Second}}
+	}
+	if c.HostsFile == "" {
+		c.HostsFile = "/etc/hosts"
+	}
+	return c
+}
+
+// check validates the settings a deployment gets wrong.
+func (c Config) check() error {
+	if c.envErr != nil {
+		return c.envErr
+	}
+	c = c.withDefaults()
+	ap, err := netip.ParseAddrPort(c.ReportAddr)
+	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+		return fmt.Errorf("extension: %s=%q: want a loopback address and port such as %s", envReportAddr, c.ReportAddr, report.DefaultAddr)
+	}
+	if c.ReportWait > maxReportWait {
+		return fmt.Errorf("extension: report wait %v: at most %v", c.ReportWait, maxReportWait)
+	}
+	if c.WebhookURL != "" {
+		u, err := url.Parse(c.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("extension: %s: want an http:// or https:// URL", envWebhook)
+		}
+	}
+	if c.WebhookFormat != "json" && c.WebhookFormat != "slack" {
+		return fmt.Errorf("extension: %s=%q: want json or slack", envWebhookFormat, c.WebhookFormat)
+	}
+	return nil
+}

@@ -1,0 +1,31 @@
+// Package extension is lambdarasp's Lambda extension, the sidecar shipped
+// in the layer as /opt/extensions/lambdarasp (built from
+// cmd/lambdarasp-extension). It watches the function from outside, through
+// the Telemetry API (platform.runtimeDone and platform.report), and from
+// inside, through the report protect.Handler sends after each invocation
+// (internal/report); learns what normal looks like for this execution
+// environment (internal/anomaly); raises alerts (one JSON line with
+// CloudWatch Embedded Metric Format counters on stdout, and a webhook);
+// and publishes the decisions its policy asks for (quarantine, blocked
+// client IPs, denied destinations) to a file the wrapper enforces
+// (internal/decision).
+//
+// Run is the whole extension: register for INVOKE and SHUTDOWN, listen for
+// reports, subscribe to telemetry, then one event loop until SHUTDOWN or
+// until ctx ends. For each INVOKE it waits up to Config.ReportWait (20 ms)
+// for the wrapper's report of that invocation before calling next again:
+// the environment freezes once everybody has called next, and a report
+// that comes later (a handler slower than that) is not lost — the kernel
+// keeps the datagram, and it is read when the environment thaws. When no
+// report has come for 3 invocations in a row the wait is skipped (no
+// wrapper) until one does. Webhook deliveries happen before next too, so
+// they are never frozen mid-flight; at SHUTDOWN everything pending is
+// flushed within the deadline Lambda gives.
+//
+// Fail-open and fail-closed: a LAMBDARASP_* variable or policy file that
+// is invalid is an init error (reported to /extension/init/error, so the
+// deployment fails loudly, as protect.Handler's own settings do); a
+// telemetry subscription that is refused, a report port that is taken or a
+// webhook that is down is logged once and the extension keeps working with
+// what it has.
+package extension

@@ -1,0 +1,324 @@
+package extension
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lambdarasp/lambdarasp/internal/anomaly"
+	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/report"
+)
+
+// Run is the extension: it registers with the Extensions API at
+// cfg.RuntimeAPI, then serves events until SHUTDOWN, when it flushes its
+// alerts within Lambda's deadline and returns nil. When ctx ends first
+// (a signal, outside Lambda) it flushes for at most a second and returns
+// ctx.Err(). Settings or a policy that are invalid are reported to
+// /extension/init/error and returned; so is a failure to register.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.RuntimeAPI == "" {
+		return fmt.Errorf("extension: %s is not set: run inside Lambda or under lambdarasp local", envRuntimeAPI)
+	}
+	x := &ext{api: newAPI(cfg.RuntimeAPI)}
+	defer x.close()
+	cfg = cfg.withDefaults()
+	x.cfg, x.log = cfg, cfg.Logger
+
+	// Reports first: the function starts once every extension has
+	// registered, and its first report must find the listener.
+	if err := cfg.check(); err == nil {
+		if rl, err := listenReports(cfg.ReportAddr); err != nil {
+			x.log.Warn("lambdarasp reports unavailable: working from telemetry alone", "addr", cfg.ReportAddr, "error", err.Error())
+		} else {
+			x.reports = rl
+		}
+	}
+	if err := x.api.register(ctx, cfg.Name); err != nil {
+		return err
+	}
+	if err := x.init(ctx); err != nil {
+		if e := x.api.fail(ctx, true, "Extension.ConfigError", err); e != nil {
+			x.log.Error("lambdarasp init error not reported", "error", e.Error())
+		}
+		return err
+	}
+	return x.loop(ctx)
+}
+
+// ext is the extension's state, owned by the event loop's goroutine.
+type ext struct {
+	cfg       Config
+	api       *api
+	log       *slog.Logger
+	reports   *reportListener    // nil: no reports
+	telemetry *telemetryListener // nil: no telemetry
+	policy    Policy
+	detector  *anomaly.Detector
+	alerts    *alerter
+	hook      *webhook // nil: no webhook
+
+	decisions decision.Decisions
+	lastID    string // request id of the last report
+	missed    int    // invocations in a row without any report
+	invokes   int
+	received  int // reports
+}
+
+func (x *ext) init(ctx context.Context) error {
+	if err := x.cfg.check(); err != nil {
+		return err
+	}
+	p, err := loadPolicy(x.cfg.PolicyFile)
+	if err != nil {
+		return err
+	}
+	x.policy = p
+	x.detector = anomaly.New(anomaly.Config{AttackerBlocked: p.BlockIPAfter})
+	if x.cfg.WebhookURL != "" {
+		x.hook = newWebhook(x.cfg.WebhookURL, x.cfg.WebhookFormat, x.cfg.HTTPClient, x.log)
+	}
+	x.alerts = newAlerter(x.cfg.FunctionName, x.cfg.Stdout, x.log, x.hook)
+
+	if tl, err := listenTelemetry(x.cfg.HostsFile, x.cfg.TelemetryPort); err != nil {
+		x.log.Warn("lambdarasp telemetry unavailable: working from the wrapper's reports alone", "error", err.Error())
+	} else if err := x.api.subscribe(ctx, tl.uri()); err != nil {
+		tl.close()
+		x.log.Warn("lambdarasp telemetry subscription refused: working from the wrapper's reports alone", "error", err.Error())
+	} else {
+		x.telemetry = tl
+	}
+	x.restore()
+	x.log.Info("lambdarasp extension ready", "reports", x.reports != nil, "telemetry", x.telemetry != nil,
+		"policy_rules", len(p.Rules), "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile)
+	return nil
+}
+
+// restore keeps the decisions a previous extension of this environment
+// published that still hold (an extension that crashed and was restarted
+// must not lift a quarantine), adds the policy's standing quarantine, and
+// publishes the result.
+func (x *ext) restore() {
+	now := x.cfg.Now()
+	d, err := decision.Read(x.cfg.DecisionsFile)
+	if err != nil {
+		x.log.Warn("lambdarasp previous decisions unreadable: starting without them", "error", err.Error())
+		d = decision.Decisions{}
+	}
+	d.Expire(now)
+	if until := x.policy.QuarantineUntil; until.After(now) && (d.Quarantine == nil || d.Quarantine.Until.Before(until)) {
+		d.Quarantine = &decision.Quarantine{Until: until, Reason: "policy"}
+	}
+	x.decisions = d
+	x.publish(now)
+}
+
+func (x *ext) publish(now time.Time) {
+	x.decisions.Written = now.UTC()
+	if err := decision.Write(x.cfg.DecisionsFile, x.decisions); err != nil {
+		x.log.Error("lambdarasp decisions not published", "error", err.Error())
+	}
+}
+
+func (x *ext) close() {
+	if x.reports != nil {
+		x.reports.close()
+	}
+	if x.telemetry != nil {
+		x.telemetry.close()
+	}
+}
+
+// loop serves events until SHUTDOWN or until ctx ends.
+func (x *ext) loop(ctx context.Context) error {
+	for {
+		ev, err := x.api.next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				x.finish(fctx)
+				cancel()
+				return ctx.Err()
+			}
+			return err
+		}
+		switch ev.EventType {
+		case "INVOKE":
+			x.invoke(ctx, ev)
+		case "SHUTDOWN":
+			sctx, cancel := context.WithDeadline(ctx, ev.deadline().Add(-150*time.Millisecond))
+			x.finish(sctx)
+			cancel()
+			x.log.Info("lambdarasp extension shut down", "reason", ev.ShutdownReason, "invocations", x.invokes, "reports", x.received)
+			return nil
+		default:
+			return fmt.Errorf("extension: next: unknown event type %q", ev.EventType)
+		}
+	}
+}
+
+// invoke observes one invocation: what came in while the environment was
+// frozen, the INVOKE itself, the wrapper's report (waited for up to
+// ReportWait), and then delivers what alerts are pending before next.
+func (x *ext) invoke(ctx context.Context, ev event) {
+	x.invokes++
+	x.drain()
+	now := x.cfg.Now()
+	x.handle(x.detector.Invoked(now, ev.RequestID), now)
+	x.await(ctx, ev.RequestID)
+	if x.expire(x.cfg.Now()) {
+		x.publish(x.cfg.Now())
+	}
+	if x.hook != nil && len(x.hook.queue) > 0 {
+		dl := time.Now().Add(invokeBudget)
+		if end := ev.deadline().Add(-100 * time.Millisecond); ev.DeadlineMs > 0 && end.Before(dl) {
+			dl = end
+		}
+		fctx, cancel := context.WithDeadline(ctx, dl)
+		x.hook.flush(fctx)
+		cancel()
+	}
+}
+
+// await waits for the report of request id, handling whatever else
+// arrives meanwhile, for at most ReportWait. After 3 invocations in a row
+// without any report it stops waiting, until a report comes.
+func (x *ext) await(ctx context.Context, id string) {
+	if x.lastID == id {
+		x.missed = 0
+		return
+	}
+	if x.reports == nil || x.cfg.ReportWait < 0 || x.missed >= 3 {
+		x.missed++
+		return
+	}
+	timer := time.NewTimer(x.cfg.ReportWait)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-x.reportChan():
+			x.report(r)
+			if r.RequestID == id {
+				return
+			}
+		case e := <-x.telemetryEvents():
+			x.platform(e)
+		case <-timer.C:
+			x.missed++
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (x *ext) telemetryEvents() <-chan platformEvent {
+	if x.telemetry == nil {
+		return nil
+	}
+	return x.telemetry.events
+}
+
+func (x *ext) reportChan() <-chan report.Report {
+	if x.reports == nil {
+		return nil
+	}
+	return x.reports.reports
+}
+
+// drain handles everything that has arrived, without waiting.
+func (x *ext) drain() {
+	for {
+		select {
+		case r := <-x.reportChan():
+			x.report(r)
+		case e := <-x.telemetryEvents():
+			x.platform(e)
+		default:
+			return
+		}
+	}
+}
+
+func (x *ext) report(r report.Report) {
+	x.received++
+	x.lastID, x.missed = r.RequestID, 0
+	now := x.cfg.Now()
+	x.handle(x.detector.Reported(now, r), now)
+}
+
+func (x *ext) platform(e platformEvent) {
+	now := x.cfg.Now()
+	switch e.Type {
+	case "platform.runtimeDone":
+		x.handle(x.detector.RuntimeDone(now, e.Record.RequestID, e.Record.Status, e.Record.Metrics.DurationMs), now)
+	case "platform.report":
+		x.handle(x.detector.PlatformReport(now, e.Record.RequestID, e.Record.Metrics.MaxMemoryUsedMB, e.Record.Metrics.MemorySizeMB), now)
+	}
+}
+
+// handle applies the policy to each anomaly, alerts it, and publishes the
+// decisions if they changed.
+func (x *ext) handle(as []anomaly.Anomaly, now time.Time) {
+	changed := false
+	for _, a := range as {
+		action := x.policy.decide(a, &x.decisions, now)
+		changed = changed || action != ""
+		x.alerts.raise(a, action, now)
+	}
+	if changed {
+		x.publish(now)
+	}
+}
+
+// expire drops the decisions that have ended and reports whether any did.
+func (x *ext) expire(now time.Time) bool {
+	d := &x.decisions
+	before := len(d.BlockedIPs) + len(d.DeniedDestinations)
+	hadQuarantine := d.Quarantine != nil
+	d.Expire(now)
+	return hadQuarantine != (d.Quarantine != nil) || before != len(d.BlockedIPs)+len(d.DeniedDestinations)
+}
+
+// finish is the end of the environment: the reports and telemetry still
+// arriving are handled (until 20 ms pass without any, at most 200 ms),
+// then the held-back counts are written and the webhook flushed, all
+// within ctx.
+func (x *ext) finish(ctx context.Context) {
+	settle := time.NewTimer(200 * time.Millisecond)
+	defer settle.Stop()
+	quiet := time.NewTimer(20 * time.Millisecond)
+	defer quiet.Stop()
+wait:
+	for {
+		select {
+		case r := <-x.reportChan():
+			x.report(r)
+		case e := <-x.telemetryEvents():
+			x.platform(e)
+		case <-quiet.C:
+			break wait
+		case <-settle.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+		quiet.Reset(20 * time.Millisecond)
+	}
+	x.alerts.flushCounts(x.cfg.Now())
+	if x.hook != nil {
+		x.hook.flush(ctx)
+		if n := len(x.hook.queue) + x.hook.dropped; n > 0 {
+			x.log.Warn("lambdarasp alerts not delivered to the webhook", "host", x.hook.host, "count", n)
+		}
+	}
+	if x.reports != nil {
+		if n, m := x.reports.dropped.Load(), x.reports.malformed.Load(); n+m > 0 {
+			x.log.Warn("lambdarasp reports lost", "dropped", n, "malformed", m)
+		}
+	}
+	if x.telemetry != nil && x.telemetry.dropped.Load() > 0 {
+		x.log.Warn("lambdarasp telemetry records lost", "dropped", x.telemetry.dropped.Load())
+	}
+}
