@@ -100,7 +100,7 @@ func TestAtomsSoundOnRuleSet(t *testing.T) {
 					continue
 				}
 				checked++
-				if !showsAtom(s, set, deleted) {
+				if !scanShows(s, set, deleted) {
 					t.Fatalf("rule %d: %q matches but contains none of the atoms %q (evasion characters deleted: %v)", r.id, s, set, deleted)
 				}
 			}
@@ -114,7 +114,7 @@ func TestAtomsSoundOnRuleSet(t *testing.T) {
 	}
 }
 
-func showsAtom(s string, set []string, deleted bool) bool {
+func scanShows(s string, set []string, deleted bool) bool {
 	lower, folded := scanTexts(s)
 	if deleted {
 		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)

@@ -54,6 +54,9 @@ type gateSel struct {
 	phase  int
 	v      ruleVar
 	chains []gateChain
+	// keyAtoms, for a variable selected by a key regex, are atoms one of
+	// which every key the regex matches contains (nil: none known).
+	keyAtoms []string
 }
 
 type gateChain struct {
@@ -70,10 +73,10 @@ func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
 func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
 
 // buildGate indexes the gate rules of p; their atoms are numbered in
-// atoms, shared by both profiles.
-func (p *plan) buildGate(atoms *atomIndex) {
+// index, shared by both profiles.
+func (p *plan) buildGate(index *atomIndex) {
 	ix := &p.ix
-	ix.atoms = atoms
+	ix.atoms = index
 	ix.words = (len(p.gate) + 63) / 64
 	ix.volatile = make(bitset, ix.words)
 	selOf := map[string]int{}
@@ -109,7 +112,11 @@ func (p *plan) buildGate(atoms *atomIndex) {
 			if !ok {
 				si = len(ix.sels)
 				selOf[sk] = si
-				ix.sels = append(ix.sels, gateSel{phase: r.phase, v: r.vars[vi]})
+				sel := gateSel{phase: r.phase, v: r.vars[vi]}
+				if rx := sel.v.keyRx; rx != nil {
+					sel.keyAtoms, _ = atoms(rx.String())
+				}
+				ix.sels = append(ix.sels, sel)
 			}
 			sel := &ix.sels[si]
 			ci := -1
@@ -128,7 +135,7 @@ func (p *plan) buildGate(atoms *atomIndex) {
 		if strings.Contains(r.opData, "%{") {
 			ix.volatile.set(gi)
 		}
-		ra := atoms.of(r)
+		ra := index.of(r)
 		if !ra.ok {
 			for si := range ix.sels {
 				for ci := range ix.sels[si].chains {
@@ -341,6 +348,9 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 		if sel.phase != phase {
 			continue
 		}
+		if sel.keyAtoms != nil && !g.anyKeyShows(sel.v.v, sel.keyAtoms) {
+			continue // the key regex matches no key
+		}
 		g.values(sel, &sel.v)
 	}
 	for gi, gr := range g.p.gate {
@@ -351,19 +361,36 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 	return dst
 }
 
+// anyKeyShows reports whether a key of the variable's collection contains
+// one of atoms, as a key regex sees it: Coraza matches the regex on the
+// key as stored, which is the key or (in case-insensitive collections)
+// its strings.ToLower; both are checked.
+func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms []string) bool {
+	fv := g.query(&ruleVar{v: v})
+	for _, m := range fv.ms {
+		k := m.Key()
+		if showsAtom(k, atoms) || showsAtom(strings.ToLower(k), atoms) {
+			return true
+		}
+	}
+	return false
+}
+
+// showsAtom reports whether the gate's scan of s finds one of atoms.
+func showsAtom(s string, atoms []string) bool {
+	lower, folded := scanTexts(s)
+	for _, a := range atoms {
+		if strings.Contains(frame+lower+frame, a) || folded != "" && strings.Contains(frame+folded+frame, a) {
+			return true
+		}
+	}
+	return false
+}
+
 // values evaluates the selection's rules on the values of one of its
 // variables, as getField selects them.
 func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
-	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
-	fv := g.fields[q]
-	if fv == nil {
-		fv = &fieldValues{ms: query(g.state, rv)}
-		fv.ids = make([]int32, len(fv.ms))
-		for i, m := range fv.ms {
-			fv.ids[i] = g.str(m.Value())
-		}
-		g.fields[q] = fv
-	}
+	fv := g.query(rv)
 	n := 0
 	for i, m := range fv.ms {
 		if len(rv.exceptions) > 0 && excepted(rv.exceptions, m.Key()) {
@@ -377,6 +404,22 @@ func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 	if rv.count {
 		g.value(sel, g.str(strconv.Itoa(n)))
 	}
+}
+
+// query is query(state, rv), once per phase, with each value's index in
+// the string cache.
+func (g *gateEval) query(rv *ruleVar) *fieldValues {
+	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
+	fv := g.fields[q]
+	if fv == nil {
+		fv = &fieldValues{ms: query(g.state, rv)}
+		fv.ids = make([]int32, len(fv.ms))
+		for i, m := range fv.ms {
+			fv.ids[i] = g.str(m.Value())
+		}
+		g.fields[q] = fv
+	}
+	return fv
 }
 
 // value evaluates the selection's rules on one of its values, string vi.
