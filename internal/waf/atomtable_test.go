@@ -36,8 +36,14 @@ func TestAtomTable(t *testing.T) {
 	entries := map[atomKey]atomEntry{}
 	for _, r := range compiled {
 		for c := r; c != nil; c = c.chain {
-			if c.opName != "rx" {
+			// Every @rx, negated ones and implicit ones included: the
+			// table also tells lazyRX which patterns are known to compile.
+			op, ok := c.op.(lazyRX)
+			if !ok {
 				continue
+			}
+			if op.p.args != c.opData {
+				t.Fatalf("rule %d: operator pattern %q, rule data %q", c.id, op.p.args, c.opData)
 			}
 			p := &rxPattern{args: c.opData}
 			if p.compile(); p.err != nil {
