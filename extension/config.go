@@ -38,8 +38,9 @@ type Config struct {
 	// means the default policy, alert only. Default
 	// /opt/lambdarasp/policy.json, a file in the layer.
 	PolicyFile string
-	// ReportWait bounds the wait for an invocation's report, at most
-	// 20 ms. Default 20 ms; a negative value does not wait.
+	// ReportWait bounds the wait for an invocation's report once the
+	// runtime is done (or from INVOKE without telemetry), at most 20 ms.
+	// Default 20 ms; a negative value does not wait.
 	ReportWait time.Duration
 	// WebhookURL receives alerts (http or https), in WebhookFormat "json"
 	// (default) or "slack". Empty: no webhook.

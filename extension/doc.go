@@ -12,15 +12,19 @@
 //
 // Run is the whole extension: register for INVOKE and SHUTDOWN, listen for
 // reports, subscribe to telemetry, then one event loop until SHUTDOWN or
-// until ctx ends. For each INVOKE it waits up to Config.ReportWait (20 ms)
-// for the wrapper's report of that invocation before calling next again:
-// the environment freezes once everybody has called next, and a report
-// that comes later (a handler slower than that) is not lost — the kernel
-// keeps the datagram, and it is read when the environment thaws. When no
-// report has come for 3 invocations in a row the wait is skipped (no
-// wrapper) until one does. Webhook deliveries happen before next too, so
-// they are never frozen mid-flight; at SHUTDOWN everything pending is
-// flushed within the deadline Lambda gives.
+// until ctx ends. For each INVOKE it waits for the wrapper's report of
+// that invocation before calling next again, so the report is judged
+// before the environment freezes. The wrapper sends it just before the
+// runtime posts the response, so the wait costs nothing while the handler
+// runs; once the runtime is done (platform.runtimeDone) it waits at most
+// Config.ReportWait (20 ms) more, and never past the deadline. Without
+// telemetry, or before the wrapper has said hello, it waits ReportWait
+// from INVOKE; a report that comes later is not lost — the kernel keeps
+// the datagram while the environment is frozen, and it is read at the
+// next thaw. After 3 invocations in a row without any report the wait is
+// skipped (no wrapper) until one comes. Webhook deliveries happen before
+// next too, so they are never frozen mid-flight; at SHUTDOWN everything
+// pending is flushed within the deadline Lambda gives.
 //
 // Fail-open and fail-closed: a LAMBDARASP_* variable or policy file that
 // is invalid is an init error (reported to /extension/init/error, so the

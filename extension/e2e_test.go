@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -79,13 +80,14 @@ func (l *lockedBuffer) String() string {
 type setup struct {
 	dir, extensions, decisions, policy string
 	env                                []string
-	logs                               *lockedBuffer
+	logs                               *lockedBuffer // the environment's log stream
+	diag                               *lockedBuffer // the emulator's own diagnostics
 	hook                               *webhook
 }
 
 func newSetup(t *testing.T, policy string, withExtension bool) *setup {
 	t.Helper()
-	s := &setup{dir: t.TempDir(), logs: &lockedBuffer{}}
+	s := &setup{dir: t.TempDir(), logs: &lockedBuffer{}, diag: &lockedBuffer{}}
 	s.decisions = filepath.Join(s.dir, "decisions.json")
 	s.policy = filepath.Join(s.dir, "policy.json")
 	if err := os.WriteFile(s.policy, []byte(policy), 0o644); err != nil {
@@ -115,7 +117,8 @@ func (s *setup) start(t *testing.T) *emulator.Emulator {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	em, err := emulator.Start(ctx, emulator.Config{Function: functionBin, ExtensionsDir: s.extensions, Env: s.env, Logs: s.logs, FunctionName: "orders"})
+	em, err := emulator.Start(ctx, emulator.Config{Function: functionBin, ExtensionsDir: s.extensions, Env: s.env,
+		Logs: s.logs, Logger: slog.New(slog.NewJSONHandler(s.diag, nil)), FunctionName: "orders"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,13 +279,23 @@ func TestExtensionKilled(t *testing.T) {
 	expect(t, "clean request from the attacker", status(t, em, event(t, clean, "203.0.113.66", "")), 403)
 	expect(t, "clean request from someone else", status(t, em, event(t, clean, "198.51.100.1", "")), 200)
 
+	// Killed while the environment is frozen between invocations.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := em.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
 	pid := processOf(t, extensionBin)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for processAlive(pid) && ctx.Err() == nil {
+	// The emulator, as Lambda, takes the environment down when one of its
+	// processes dies; wait for that, or the next invocation could race it
+	// and fail with Extension.Crash, as it would in Lambda.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.diag.String(), "process exited"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the emulator did not see the extension die:\n%s", s.diag.String())
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 

@@ -15,6 +15,7 @@ type reportListener struct {
 	reports   chan report.Report
 	dropped   atomic.Int64 // the event loop fell behind
 	malformed atomic.Int64 // datagrams that are not reports
+	greeted   atomic.Bool  // a wrapper said hello: it will report
 }
 
 func listenReports(addr string) (*reportListener, error) {
@@ -42,6 +43,7 @@ func (l *reportListener) run() {
 		}
 		r, err := report.Decode(buf[:n])
 		if errors.Is(err, report.ErrHello) {
+			l.greeted.Store(true)
 			continue
 		}
 		if err != nil {

@@ -61,6 +61,7 @@ type ext struct {
 
 	decisions decision.Decisions
 	lastID    string // request id of the last report
+	doneID    string // request id of the last platform.runtimeDone
 	missed    int    // invocations in a row without any report
 	invokes   int
 	received  int // reports
@@ -166,7 +167,7 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 	x.drain()
 	now := x.cfg.Now()
 	x.handle(x.detector.Invoked(now, ev.RequestID), now)
-	x.await(ctx, ev.RequestID)
+	x.await(ctx, ev)
 	if x.expire(x.cfg.Now()) {
 		x.publish(x.cfg.Now())
 	}
@@ -182,9 +183,16 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 }
 
 // await waits for the report of request id, handling whatever else
-// arrives meanwhile, for at most ReportWait. After 3 invocations in a row
+// arrives meanwhile. A wrapper sends its report just before the runtime
+// posts the response, so waiting while the runtime works costs nothing;
+// what must be bounded is the wait after it is done. With telemetry and a
+// wrapper that has said hello, await waits until the report comes, or
+// until ReportWait after platform.runtimeDone of this invocation (a crash,
+// a timeout: no report will come), and never past the deadline. Without
+// telemetry it waits ReportWait from INVOKE. After 3 invocations in a row
 // without any report it stops waiting, until a report comes.
-func (x *ext) await(ctx context.Context, id string) {
+func (x *ext) await(ctx context.Context, ev event) {
+	id := ev.RequestID
 	if x.lastID == id {
 		x.missed = 0
 		return
@@ -193,7 +201,14 @@ func (x *ext) await(ctx context.Context, id string) {
 		x.missed++
 		return
 	}
-	timer := time.NewTimer(x.cfg.ReportWait)
+	limit := x.cfg.ReportWait
+	if x.telemetry != nil && (x.received > 0 || x.reports.greeted.Load()) && ev.DeadlineMs > 0 {
+		limit = max(time.Until(ev.deadline().Add(-50*time.Millisecond)), limit)
+	}
+	if x.doneID == id {
+		limit = x.cfg.ReportWait
+	}
+	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	for {
 		select {
@@ -204,6 +219,10 @@ func (x *ext) await(ctx context.Context, id string) {
 			}
 		case e := <-x.telemetryEvents():
 			x.platform(e)
+			if x.doneID == id && limit > x.cfg.ReportWait {
+				limit = x.cfg.ReportWait
+				timer.Reset(limit)
+			}
 		case <-timer.C:
 			x.missed++
 			return
@@ -252,6 +271,7 @@ func (x *ext) platform(e platformEvent) {
 	now := x.cfg.Now()
 	switch e.Type {
 	case "platform.runtimeDone":
+		x.doneID = e.Record.RequestID
 		x.handle(x.detector.RuntimeDone(now, e.Record.RequestID, e.Record.Status, e.Record.Metrics.DurationMs), now)
 	case "platform.report":
 		x.handle(x.detector.PlatformReport(now, e.Record.RequestID, e.Record.Metrics.MaxMemoryUsedMB, e.Record.Metrics.MemorySizeMB), now)

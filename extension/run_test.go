@@ -272,3 +272,53 @@ func TestRestoreDecisions(t *testing.T) {
 	f.shutdown(time.Now().Add(2 * time.Second))
 	wait(t, done, 3*time.Second)
 }
+
+// A handler slower than ReportWait still has its report judged before
+// next: the extension waits while the runtime works. When the runtime
+// ends without a report (a crash), it waits ReportWait more, not longer.
+func TestWaitsForSlowReport(t *testing.T) {
+	f := newFakeAPI(t)
+	var stdout, logs syncBuffer
+	cfg := testConfig(t, f, &stdout, &logs)
+	done := run(t, cfg)
+	s, err := report.Dial(cfg.ReportAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	eventually(t, "the extension listens", s.Hello)
+	eventually(t, "subscribed", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.subscribed) == 1 })
+	f.mu.Lock()
+	uri := strings.Replace(f.subscribed[0], "sandbox.localdomain", "127.0.0.1", 1)
+	f.mu.Unlock()
+
+	// A first invocation shows the extension that a wrapper reports.
+	f.invoke("first")
+	s.Send(&report.Report{RequestID: "first", Source: "apigw-http", Records: 1, DurationMicros: 1000})
+	eventually(t, "next after the first report", f.waiting(2))
+
+	f.invoke("slow")
+	time.Sleep(100 * time.Millisecond) // the handler works
+	if f.waiting(3)() {
+		t.Fatal("the extension called next before the slow invocation's report")
+	}
+	s.Send(&report.Report{RequestID: "slow", Source: "apigw-http", Records: 1, DurationMicros: 100000})
+	eventually(t, "next after the report", f.waiting(3))
+
+	f.invoke("crash")
+	start := time.Now()
+	batch := `[{"time":"2026-01-02T15:00:03.000Z","type":"platform.runtimeDone","record":{"requestId":"crash","status":"failure","metrics":{"durationMs":3}}}]`
+	resp, err := http.Post(uri, "application/json", strings.NewReader(batch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	eventually(t, "next after the crash", f.waiting(4))
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("next %v after a crash without report; want about ReportWait", d)
+	}
+	f.shutdown(time.Now().Add(2 * time.Second))
+	if err := wait(t, done, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
