@@ -18,6 +18,7 @@ test: fmt vet
 
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
+	$(GO) build -trimpath -o bin/extensions/lambdarasp ./cmd/lambdarasp-extension
 
 # Inspection and cold start, lambdarasp side by side with raw Coraza + CRS
 # and a bare handler, 5 runs each: the raw output goes to bin/bench.txt,
