@@ -29,8 +29,11 @@ type Sender struct {
 	onChange func(reachable bool, err error)
 
 	reachable atomic.Bool
+	mu        sync.Mutex // write's state, below
+	clean     int        // writes in a row that found a listener
 	dropped   atomic.Int64
-	done      chan struct{}
+	done      chan struct{} // closed by Close
+	stopped   chan struct{} // closed when the goroutine has returned
 	closeOnce sync.Once
 }
 
@@ -56,6 +59,7 @@ func Dial(addr string, onChange func(reachable bool, err error)) (*Sender, error
 		queue:    make(chan *[]byte, queueLen),
 		onChange: onChange,
 		done:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	s.buffers.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.reachable.Store(true)
@@ -95,18 +99,20 @@ func (s *Sender) Reachable() bool { return s.reachable.Load() }
 // Dropped is how many reports Send dropped because the queue was full.
 func (s *Sender) Dropped() int64 { return s.dropped.Load() }
 
-// Close stops the sender goroutine and closes the socket; reports still
-// queued are dropped.
+// Close stops the sender goroutine and closes the socket, and returns
+// once the goroutine is gone; reports still queued are dropped.
 func (s *Sender) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.done)
 		err = s.conn.Close()
+		<-s.stopped
 	})
 	return err
 }
 
 func (s *Sender) run() {
+	defer close(s.stopped)
 	for {
 		select {
 		case bp := <-s.queue:
@@ -121,19 +127,28 @@ func (s *Sender) run() {
 // write sends one datagram and updates reachability. On loopback the
 // kernel answers a datagram nobody listens for at once, by setting the
 // socket's pending error, so reading it right after the write tells
-// whether this report found the extension; where that answer comes later,
-// the next write returns it instead.
+// whether this report found the extension. Where that answer comes later
+// (a busy kernel), the next write returns it instead, and the writes in
+// between look clean: so a listener counts as back only after two clean
+// writes in a row, and a dead one does not flap.
 func (s *Sender) write(b []byte) {
 	_, err := s.conn.Write(b)
 	if err == nil {
 		err = pendingError(s.conn)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case err == nil:
-		if !s.reachable.Swap(true) && s.onChange != nil {
-			s.onChange(true, nil)
+		s.clean++
+		if s.clean >= 2 && !s.reachable.Load() {
+			s.reachable.Store(true)
+			if s.onChange != nil {
+				s.onChange(true, nil)
+			}
 		}
 	case errors.Is(err, syscall.ECONNREFUSED):
+		s.clean = 0
 		if s.reachable.Swap(false) && s.onChange != nil {
 			s.onChange(false, err)
 		}
