@@ -38,6 +38,12 @@ type Config struct {
 	// means the default policy, alert only. Default
 	// /opt/lambdarasp/policy.json, a file in the layer.
 	PolicyFile string
+	// PolicyURL, when set, is polled for the policy every PolicyPoll
+	// (default 1m) with If-None-Match; what it serves replaces the file's
+	// policy. An unreachable or invalid source keeps the last good policy
+	// and raises one alert.
+	PolicyURL  string
+	PolicyPoll time.Duration
 	// ReportWait bounds the wait for an invocation's report once the
 	// runtime is done (or from INVOKE without telemetry), at most 20 ms.
 	// Default 20 ms; a negative value does not wait.
@@ -80,6 +86,8 @@ const (
 	envTelemetryPort = "LAMBDARASP_TELEMETRY_PORT"
 	envDecisions     = "LAMBDARASP_DECISIONS_FILE"
 	envPolicy        = "LAMBDARASP_POLICY_FILE"
+	envPolicyURL     = "LAMBDARASP_POLICY_URL"
+	envPolicyPoll    = "LAMBDARASP_POLICY_POLL"
 	envReportWait    = "LAMBDARASP_REPORT_WAIT"
 	envWebhook       = "LAMBDARASP_WEBHOOK_URL"
 	envWebhookFormat = "LAMBDARASP_WEBHOOK_FORMAT"
@@ -102,6 +110,7 @@ func fromEnv(getenv func(string) string) (Config, error) {
 		ReportAddr:    strings.TrimSpace(getenv(envReportAddr)),
 		DecisionsFile: strings.TrimSpace(getenv(envDecisions)),
 		PolicyFile:    strings.TrimSpace(getenv(envPolicy)),
+		PolicyURL:     strings.TrimSpace(getenv(envPolicyURL)),
 		WebhookURL:    strings.TrimSpace(getenv(envWebhook)),
 		WebhookFormat: strings.ToLower(strings.TrimSpace(getenv(envWebhookFormat))),
 	}
@@ -114,6 +123,13 @@ func fromEnv(getenv func(string) string) (Config, error) {
 		if n == 0 {
 			c.TelemetryPort = -1
 		}
+	}
+	if v := strings.TrimSpace(getenv(envPolicyPoll)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, fmt.Errorf("extension: %s=%q: want a duration of 1s or more, such as 1m", envPolicyPoll, v)
+		}
+		c.PolicyPoll = d
 	}
 	if v := strings.TrimSpace(getenv(envReportWait)); v != "" {
 		d, err := time.ParseDuration(v)
@@ -147,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReportWait == 0 {
 		c.ReportWait = maxReportWait
+	}
+	if c.PolicyPoll == 0 {
+		c.PolicyPoll = time.Minute
 	}
 	if c.WebhookFormat == "" {
 		c.WebhookFormat = "json"
@@ -182,11 +201,17 @@ func (c Config) check() error {
 	if c.ReportWait > maxReportWait {
 		return fmt.Errorf("extension: report wait %v: at most %v", c.ReportWait, maxReportWait)
 	}
-	if c.WebhookURL != "" {
-		u, err := url.Parse(c.WebhookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("extension: %s: want an http:// or https:// URL", envWebhook)
+	for _, v := range []struct{ name, url string }{{envWebhook, c.WebhookURL}, {envPolicyURL, c.PolicyURL}} {
+		if v.url == "" {
+			continue
 		}
+		u, err := url.Parse(v.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("extension: %s: want an http:// or https:// URL", v.name)
+		}
+	}
+	if c.PolicyPoll < time.Second {
+		return fmt.Errorf("extension: policy poll %v: want 1s or more (%s)", c.PolicyPoll, envPolicyPoll)
 	}
 	if c.WebhookFormat != "json" && c.WebhookFormat != "slack" {
 		return fmt.Errorf("extension: %s=%q: want json or slack", envWebhookFormat, c.WebhookFormat)

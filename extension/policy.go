@@ -41,7 +41,8 @@ import (
 // sets how many blocked requests make an attacker (default 5, within 10
 // minutes). quarantine_until quarantines the function until that time
 // whatever happens: a security team's switch. The default policy, with no
-// file, has no rules: alert only.
+// file, has no rules: alert only. The same document can be served over
+// HTTP(S) (Config.PolicyURL, see policySource).
 type Policy struct {
 	Version         int          `json:"version"`
 	Rules           []PolicyRule `json:"rules"`

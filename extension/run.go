@@ -57,7 +57,8 @@ type ext struct {
 	policy    Policy
 	detector  *anomaly.Detector
 	alerts    *alerter
-	hook      *webhook // nil: no webhook
+	hook      *webhook      // nil: no webhook
+	source    *policySource // nil: the policy file alone
 
 	decisions decision.Decisions
 	lastID    string // request id of the last report
@@ -81,6 +82,10 @@ func (x *ext) init(ctx context.Context) error {
 		x.hook = newWebhook(x.cfg.WebhookURL, x.cfg.WebhookFormat, x.cfg.HTTPClient, x.log)
 	}
 	x.alerts = newAlerter(x.cfg.FunctionName, x.cfg.Stdout, x.log, x.hook)
+	if x.cfg.PolicyURL != "" {
+		x.source = newPolicySource(x.cfg.PolicyURL, x.cfg.PolicyPoll, x.cfg.HTTPClient)
+		x.pollPolicy(ctx, initPollTimeout)
+	}
 
 	if tl, err := listenTelemetry(x.cfg.HostsFile, x.cfg.TelemetryPort); err != nil {
 		x.log.Warn("lambdarasp telemetry unavailable: working from the wrapper's reports alone", "error", err.Error())
@@ -92,7 +97,7 @@ func (x *ext) init(ctx context.Context) error {
 	}
 	x.restore()
 	x.log.Info("lambdarasp extension ready", "reports", x.reports != nil, "telemetry", x.telemetry != nil,
-		"policy_rules", len(p.Rules), "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile)
+		"policy_rules", len(x.policy.Rules), "policy_source", x.source != nil, "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile)
 	return nil
 }
 
@@ -108,11 +113,70 @@ func (x *ext) restore() {
 		d = decision.Decisions{}
 	}
 	d.Expire(now)
-	if until := x.policy.QuarantineUntil; until.After(now) && (d.Quarantine == nil || d.Quarantine.Until.Before(until)) {
-		d.Quarantine = &decision.Quarantine{Until: until, Reason: "policy"}
-	}
 	x.decisions = d
+	x.standing(now)
 	x.publish(now)
+}
+
+// standing applies the policy's quarantine_until: it sets the quarantine,
+// extends it, or — when a new policy moved or dropped it — moves or lifts
+// the one an earlier policy set. It reports whether anything changed.
+func (x *ext) standing(now time.Time) bool {
+	d, until := &x.decisions, x.policy.QuarantineUntil
+	switch {
+	case d.Quarantine != nil && d.Quarantine.Reason == reasonPolicy:
+		if !until.After(now) {
+			d.Quarantine = nil
+			return true
+		}
+		if !until.Equal(d.Quarantine.Until) {
+			d.Quarantine.Until = until
+			return true
+		}
+	case until.After(now) && (d.Quarantine == nil || d.Quarantine.Until.Before(until)):
+		d.Quarantine = &decision.Quarantine{Until: until, Reason: reasonPolicy}
+		return true
+	}
+	return false
+}
+
+// reasonPolicy is the reason of a quarantine the policy itself asks for.
+const reasonPolicy = "policy"
+
+// policySourceAlert is the alert type of a policy source that cannot be
+// used. It is not an anomaly: no policy rule applies to it.
+const policySourceAlert anomaly.Type = "policy_source"
+
+// pollPolicy fetches the policy from its source and applies it. A source
+// that fails keeps the last good policy, and raises one alert until it
+// works again.
+func (x *ext) pollPolicy(ctx context.Context, timeout time.Duration) {
+	now := x.cfg.Now()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	p, err := x.source.fetch(pctx, now)
+	cancel()
+	if err != nil {
+		if !x.source.failing {
+			x.source.failing = true
+			x.log.Warn("lambdarasp policy source unusable: keeping the last good policy", "host", x.source.host, "error", err.Error())
+			x.alerts.raise(anomaly.Anomaly{Type: policySourceAlert, Severity: anomaly.Medium, At: now,
+				Message: "policy source unusable, the last good policy stays: " + err.Error()}, "", now)
+		}
+		return
+	}
+	if x.source.failing {
+		x.source.failing = false
+		x.log.Info("lambdarasp policy source usable again", "host", x.source.host)
+	}
+	if p == nil {
+		return
+	}
+	x.policy = *p
+	x.detector.SetAttackerBlocked(p.BlockIPAfter)
+	x.log.Info("lambdarasp policy updated", "host", x.source.host, "rules", len(p.Rules))
+	if x.standing(now) {
+		x.publish(now)
+	}
 }
 
 func (x *ext) publish(now time.Time) {
@@ -168,6 +232,9 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 	now := x.cfg.Now()
 	x.handle(x.detector.Invoked(now, ev.RequestID), now)
 	x.await(ctx, ev)
+	if x.source != nil && x.source.due(x.cfg.Now()) {
+		x.pollPolicy(ctx, pollTimeout)
+	}
 	if x.expire(x.cfg.Now()) {
 		x.publish(x.cfg.Now())
 	}

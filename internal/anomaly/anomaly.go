@@ -177,6 +177,15 @@ func New(cfg Config) *Detector {
 	return d
 }
 
+// SetAttackerBlocked changes how many blocked events from one client IP
+// make an attacker (n ≤ 0: the default), keeping everything learned.
+func (d *Detector) SetAttackerBlocked(n int) {
+	d.cfg.AttackerBlocked = n
+	if n <= 0 {
+		d.cfg.AttackerBlocked = 5
+	}
+}
+
 // Invoked observes the start of an invocation (the INVOKE event).
 func (d *Detector) Invoked(now time.Time, requestID string) []Anomaly {
 	return appendIf(nil, d.rate.observe(&d.cfg, now, requestID))
