@@ -1,0 +1,52 @@
+package extension
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/report"
+)
+
+func TestFromEnv(t *testing.T) {
+	env := func(m map[string]string) func(string) string {
+		return func(k string) string {
+			if k == envRuntimeAPI {
+				return "127.0.0.1:9001"
+			}
+			return m[k]
+		}
+	}
+	c := FromEnv(env(nil))
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	d := c.withDefaults()
+	if d.ReportAddr != report.DefaultAddr || d.TelemetryPort != defaultTelemetryPort || d.DecisionsFile != decision.DefaultPath ||
+		d.PolicyFile != defaultPolicyFile || d.ReportWait != 20*time.Millisecond || d.PolicyPoll != time.Minute || d.WebhookFormat != "json" {
+		t.Errorf("defaults: %+v", d)
+	}
+	for _, p := range []string{"2772", "2773", "4317", "4318", "8124", "9001"} {
+		if n, _ := strconv.Atoi(p); strings.HasSuffix(d.ReportAddr, ":"+p) || d.TelemetryPort == n {
+			t.Errorf("a default port is %s, which another common extension uses", p)
+		}
+	}
+	c = FromEnv(env(map[string]string{envTelemetryPort: "0", envReportWait: "0", envWebhookFormat: "Slack", envPolicyPoll: "30s"}))
+	if c.TelemetryPort != -1 || c.ReportWait != -1 || c.WebhookFormat != "slack" || c.PolicyPoll != 30*time.Second || c.check() != nil {
+		t.Errorf("explicit values: %+v, %v", c, c.check())
+	}
+	for name, value := range map[string]string{
+		envTelemetryPort: "70000", envReportWait: "21ms", envReportAddr: "10.0.0.1:7431", envWebhook: "ftp://hooks.example.com/x?token=secret",
+		envWebhookFormat: "xml", envPolicyURL: "file:///etc/policy.json", envPolicyPoll: "10ms",
+	} {
+		err := FromEnv(env(map[string]string{name: value})).check()
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: %v; want an error naming the variable", name, value, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error repeats a secret: %v", name, err)
+		}
+	}
+}
