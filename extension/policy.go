@@ -71,20 +71,20 @@ const (
 const maxTTL = 7 * 24 * time.Hour
 
 // loadPolicy reads the policy file; one that does not exist is the
-// default policy.
-func loadPolicy(path string) (Policy, error) {
+// default policy, and found is false.
+func loadPolicy(path string) (p Policy, found bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Policy{Version: 1}, nil
+		return Policy{Version: 1}, false, nil
 	}
 	if err != nil {
-		return Policy{}, fmt.Errorf("extension: policy %s: %w", path, err)
+		return Policy{}, false, fmt.Errorf("extension: policy %s: %w", path, err)
 	}
-	p, err := parsePolicy(b)
+	p, err = parsePolicy(b)
 	if err != nil {
-		return Policy{}, fmt.Errorf("extension: policy %s: %w", path, err)
+		return Policy{}, false, fmt.Errorf("extension: policy %s: %w", path, err)
 	}
-	return p, nil
+	return p, true, nil
 }
 
 // parsePolicy decodes and checks a policy. Unknown fields are errors: a

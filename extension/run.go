@@ -49,16 +49,17 @@ func Run(ctx context.Context, cfg Config) error {
 
 // ext is the extension's state, owned by the event loop's goroutine.
 type ext struct {
-	cfg       Config
-	api       *api
-	log       *slog.Logger
-	reports   *reportListener    // nil: no reports
-	telemetry *telemetryListener // nil: no telemetry
-	policy    Policy
-	detector  *anomaly.Detector
-	alerts    *alerter
-	hook      *webhook      // nil: no webhook
-	source    *policySource // nil: the policy file alone
+	cfg        Config
+	api        *api
+	log        *slog.Logger
+	reports    *reportListener    // nil: no reports
+	telemetry  *telemetryListener // nil: no telemetry
+	policy     Policy
+	detector   *anomaly.Detector
+	alerts     *alerter
+	hook       *webhook      // nil: no webhook
+	source     *policySource // nil: the policy file alone
+	policyFrom string        // where the policy came from, for the ready line
 
 	decisions decision.Decisions
 	lastID    string // request id of the last report
@@ -72,11 +73,14 @@ func (x *ext) init(ctx context.Context) error {
 	if err := x.cfg.check(); err != nil {
 		return err
 	}
-	p, err := loadPolicy(x.cfg.PolicyFile)
+	p, found, err := loadPolicy(x.cfg.PolicyFile)
 	if err != nil {
 		return err
 	}
-	x.policy = p
+	x.policy, x.policyFrom = p, x.cfg.PolicyFile
+	if !found {
+		x.policyFrom = "none at " + x.cfg.PolicyFile + ": alert only"
+	}
 	x.detector = anomaly.New(anomaly.Config{AttackerBlocked: p.BlockIPAfter})
 	if x.cfg.WebhookURL != "" {
 		x.hook = newWebhook(x.cfg.WebhookURL, x.cfg.WebhookFormat, x.cfg.HTTPClient, x.log)
@@ -97,7 +101,7 @@ func (x *ext) init(ctx context.Context) error {
 	}
 	x.restore()
 	x.log.Info("lambdarasp extension ready", "reports", x.reports != nil, "telemetry", x.telemetry != nil,
-		"policy_rules", len(x.policy.Rules), "policy_source", x.source != nil, "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile)
+		"policy", x.policyFrom, "policy_rules", len(x.policy.Rules), "policy_source", x.source != nil, "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile)
 	return nil
 }
 
@@ -173,6 +177,7 @@ func (x *ext) pollPolicy(ctx context.Context, timeout time.Duration) {
 	}
 	x.policy = *p
 	x.detector.SetAttackerBlocked(p.BlockIPAfter)
+	x.policyFrom = "source " + x.source.host
 	x.log.Info("lambdarasp policy updated", "host", x.source.host, "rules", len(p.Rules))
 	if x.standing(now) {
 		x.publish(now)
