@@ -1,11 +1,21 @@
 # lambdarasp: `make demo` shows it work, `make test` proves it.
 GO ?= go
 
-.PHONY: demo test build bench fuzz fmt vet generate
+.PHONY: demo events test build bench fuzz fmt vet generate
+
+# The example function (examples/orders) and the extension under
+# lambdarasp local, through a scripted scenario (examples/demo): steady
+# traffic, injections, a repeat attacker, a slow-down, an error burst, an
+# attack wave and the quarantine. Exits 1 if an expected outcome is missing.
+demo:
+	@$(GO) build -o bin/lambdarasp ./cmd/lambdarasp
+	@$(GO) build -o bin/extensions/lambdarasp ./cmd/lambdarasp-extension
+	@$(GO) build -o bin/orders ./examples/orders
+	@$(GO) run ./examples/demo
 
 # Evaluate every sample event in examples/events and print a table of
 # verdicts. lambdarasp check exits 1 when something is blocked: expected here.
-demo:
+events:
 	@$(GO) build -o bin/lambdarasp ./cmd/lambdarasp && bin/lambdarasp check --format table examples/events; \
 	status=$$?; if [ $$status -gt 1 ]; then exit $$status; fi
 
