@@ -15,8 +15,14 @@ import (
 
 // classify parses payload for its source and records without running the
 // rules: a quarantined function refuses every event, so it need not be
-// inspected.
-func (in *Inspector) classify(payload []byte) Verdict {
+// inspected. A parser panic (a bug) leaves the event unclassified, which
+// is still refused: with the blocked error.
+func (in *Inspector) classify(payload []byte) (v Verdict) {
+	defer func() {
+		if recover() != nil {
+			v = Verdict{Source: string(source.Direct), Action: Allow}
+		}
+	}()
 	lim := in.cfg.limits
 	ev := source.Parse(payload, source.Limits{MaxDepth: lim.MaxDepth, MaxFields: lim.MaxFields, MaxValueBytes: lim.MaxValueBytes})
 	return Verdict{Source: string(ev.Kind), Action: Allow, event: ev}
