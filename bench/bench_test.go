@@ -7,6 +7,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -68,13 +69,21 @@ func sqsBatch(n int) []byte {
 	return []byte(`{"Records":[` + strings.Join(recs, ",") + `]}`)
 }
 
-func rawWAF(b *testing.B) coraza.WAF {
+// raw is the reference: Coraza with the full CRS and Coraza's own
+// operators. It is built in TestMain, before anything in this process
+// creates a lambdarasp engine, which replaces Coraza's @rx, @pm and
+// @pmFromFile with lazily compiled ones (same matches) process-wide.
+var raw coraza.WAF
+
+func TestMain(m *testing.M) {
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(
 		"Include @coraza.conf-recommended\nInclude @crs-setup.conf.example\nInclude @owasp_crs/*.conf\nSecRuleEngine On"))
 	if err != nil {
-		b.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return w
+	raw = w
+	os.Exit(m.Run())
 }
 
 // rawRequest is what a web server in front of Coraza would do with the
@@ -119,7 +128,7 @@ func BenchmarkInspect(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := rawWAF(b)
+	w := raw
 	b64k := body64K()
 	cases := []struct {
 		name    string

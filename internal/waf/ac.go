@@ -128,3 +128,21 @@ func (m *acMatcher) emit(s int32, c byte, hit func(atom int32)) int32 {
 	}
 	return s
 }
+
+// found reports whether an atom occurs in frame+text+frame.
+func (m *acMatcher) found(text string) bool {
+	s := m.step(0, frame[0])
+	if m.out[s] >= 0 || m.atom[s] >= 0 {
+		return true
+	}
+	for i := 0; i <= len(text); i++ {
+		c := frame[0]
+		if i < len(text) {
+			c = text[i]
+		}
+		if s = m.step(s, c); m.atom[s] >= 0 || m.out[s] >= 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -23,11 +23,17 @@ func TestACMatcher(t *testing.T) {
 	check := func(atoms []string, text string) {
 		t.Helper()
 		got := make([]bool, len(atoms))
-		newACMatcher(atoms).scan(text, func(a int32) { got[a] = true })
+		m := newACMatcher(atoms)
+		m.scan(text, func(a int32) { got[a] = true })
+		any := false
 		for i, a := range atoms {
 			if got[i] != strings.Contains(frame+text+frame, a) {
 				t.Fatalf("atoms %q in %q: %q reported %v", atoms, text, a, got[i])
 			}
+			any = any || got[i]
+		}
+		if m.found(text) != any {
+			t.Fatalf("atoms %q in %q: found() = %v, scan found %v", atoms, text, m.found(text), any)
 		}
 	}
 	for i := 0; i < 2000; i++ {

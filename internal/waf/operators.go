@@ -38,17 +38,34 @@ import (
 // not UTF-8; with capturing on, groups 0-8 are captured. Coraza's optional
 // literal pre-filter (SecRxPreFilter, off by default) is not reproduced:
 // it only skips values the pattern cannot match.
-type lazyRX struct{ p *rxPattern }
+//
+// In the fast engine's WAF, a pattern also refuses without running any
+// value that lacks all of its atoms (atoms.go): a necessary condition, so
+// the answer is the same, but Coraza's own evaluation of a candidate rule
+// (which runs it on every value of its variables) no longer pays the
+// regexp for values that cannot match. Any other WAF — the reference
+// engine, a user's own Coraza, the raw Coraza of the benchmarks — keeps
+// plain regexps, so the differential tests still check the atoms.
+type lazyRX struct {
+	p      *rxPattern
+	filter bool
+}
 
 // rxPattern is one compiled pattern, shared by every rule and WAF that
 // uses it, as Coraza's memoizer shares them.
 type rxPattern struct {
-	once sync.Once
-	args string
-	re   *regexp.Regexp
-	bin  *binaryregexp.Regexp
-	err  error
+	once  sync.Once
+	args  string
+	re    *regexp.Regexp
+	bin   *binaryregexp.Regexp
+	err   error
+	atoms *acMatcher // nil: no atoms, or matched byte-wise
+	strip bool       // the atoms are of the value with evasionChars deleted
 }
+
+// fastFS marks the root file system of the fast engine's WAF: operators
+// built for it filter by atoms.
+type fastFS struct{ fs.FS }
 
 var (
 	rxPatterns   sync.Map // pattern → *rxPattern
@@ -76,7 +93,8 @@ func newLazyRX(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			return nil, p.err
 		}
 	}
-	return lazyRX{p}, nil
+	_, fast := o.Root.(fastFS)
+	return lazyRX{p: p, filter: fast}, nil
 }
 
 func (p *rxPattern) compile() {
@@ -86,8 +104,26 @@ func (p *rxPattern) compile() {
 			p.bin, p.err = binaryregexp.Compile(p.args)
 			return
 		}
-		p.re, p.err = regexp.Compile(data)
+		if p.re, p.err = regexp.Compile(data); p.err != nil {
+			return
+		}
+		if set, ok, deleted := patternAtoms(p.args); ok {
+			p.atoms, p.strip = newACMatcher(set), deleted
+		}
 	})
+}
+
+// mayMatch reports whether value shows one of the pattern's atoms, as the
+// gate's scan sees it; true when the pattern has none.
+func (p *rxPattern) mayMatch(value string) bool {
+	if p.atoms == nil {
+		return true
+	}
+	lower, folded := scanTexts(value)
+	if p.strip {
+		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
+	}
+	return p.atoms.found(lower) || folded != "" && p.atoms.found(folded)
 }
 
 func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
@@ -98,6 +134,8 @@ func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		// Not reachable: only patterns TestAtomTable compiled are
 		// deferred. Fail closed rather than let the rule never match.
 		return true
+	case o.filter && !p.mayMatch(value):
+		return false
 	case p.bin != nil:
 		if !tx.Capturing() {
 			return p.bin.MatchString(value)

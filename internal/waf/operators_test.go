@@ -59,7 +59,8 @@ func (c *captureState) CaptureField(i int, v string) {
 	c.fields[i] = v
 }
 
-// lazyRX answers and captures exactly what Coraza's @rx does, on strings
+// lazyRX answers and captures exactly what Coraza's @rx does, plain and
+// filtered by atoms as in the fast engine, on strings
 // generated from each embedded pattern (most match) and their prefixes and
 // mutations (many do not).
 func TestLazyRXMatchesCoraza(t *testing.T) {
@@ -79,6 +80,11 @@ func TestLazyRXMatchesCoraza(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rule %d: %v", c.id, err)
 			}
+			// As the fast engine builds it: filtered by atoms.
+			filtered, err := newLazyRX(plugintypes.OperatorOptions{Arguments: c.opData, Root: fastFS{rules.FS}})
+			if err != nil || !filtered.(lazyRX).filter || lazy.(lazyRX).filter {
+				t.Fatalf("rule %d: %v, or filter set wrong", c.id, err)
+			}
 			ast, err := syntax.Parse(c.opData, syntax.Perl)
 			if err != nil {
 				t.Fatal(err)
@@ -93,6 +99,10 @@ func TestLazyRXMatchesCoraza(t *testing.T) {
 						m := c.op.Evaluate(want, v)
 						if lazy.Evaluate(got, v) != m || !slices.Equal(want.fields, got.fields) {
 							t.Fatalf("rule %d on %q (capturing %v): Coraza %v %q, lazyRX %q", c.id, v, capturing, m, want.fields, got.fields)
+						}
+						got = &captureState{capturing: capturing}
+						if filtered.Evaluate(got, v) != m || !slices.Equal(want.fields, got.fields) {
+							t.Fatalf("rule %d on %q (capturing %v): Coraza %v %q, lazyRX filtered by atoms %q", c.id, v, capturing, m, want.fields, got.fields)
 						}
 						checked++
 						if m {

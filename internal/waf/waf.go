@@ -79,6 +79,9 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !reference {
+		root = fastFS{root}
+	}
 	useLazyOperators()
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(d))
 	if err != nil {
