@@ -1,7 +1,8 @@
 // Package report is the per-invocation report protect.Handler sends to the
 // lambdarasp extension: what the wrapper saw and did (request id, source,
 // action, rule ids, in-process duration, handler error type, cold start,
-// outbound calls), one UDP datagram to a loopback address per invocation.
+// outbound calls per destination and one by one), one UDP datagram to a
+// loopback address per invocation.
 //
 // The encoding is a small versioned binary format (see Append): a report
 // is a few dozen bytes and is encoded without allocating. Decode takes any

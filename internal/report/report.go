@@ -53,17 +53,77 @@ type Report struct {
 	ClientIP  string
 	ColdStart bool
 	// Outbound lists the destinations the invocation called, as
-	// protect.Transport records them (empty until it does), at most
+	// protect.Transport and protect.DialContext record them, at most
 	// MaxOutbound.
 	Outbound []Outbound
+	// Calls are the outbound calls one by one, in the order they ended,
+	// at most MaxCalls: the destinations count every call, the list keeps
+	// the first ones.
+	Calls []Call
 }
 
-// Outbound is the calls one invocation made to one destination.
+// Outbound is the calls one invocation made to one destination, a host
+// and port as the caller named them.
 type Outbound struct {
-	Host   string
-	Port   int
-	Calls  int
-	Errors int
+	Host string // lower case: "api.example.com", "10.0.0.7"
+	Port int
+	// Calls counts the calls; Errors those that got no response (refused,
+	// unreachable, timed out, denied); Denied those the egress guard or
+	// policy refused, or in detect mode would have.
+	Calls, Errors, Denied int
+	// Scheme is "http" or "https", or the network of a connection made
+	// through protect.DialContext ("tcp").
+	Scheme string
+	// Addr is the address last dialed (or refused) for this destination,
+	// "" when the calls used connections dialed before.
+	Addr string
+	// Body bytes sent and received, and the calls' durations, summed.
+	BytesSent, BytesReceived, DurationMicros int64
+}
+
+// Call is one outbound call.
+type Call struct {
+	Dest   int // index of its destination in Report.Outbound
+	Phase  Phase
+	Method string // the HTTP method; "" for a connection
+	Status int    // the HTTP status; 0 when there was no response
+	// Error says why there was no response, as a class: "denied", "dns",
+	// "refused", "timeout", "canceled", "reset", "tls" or "error"; "" when
+	// there was one. Never an error's text: it may carry data.
+	Error string
+	// DurationMicros runs until the response's headers (for a connection,
+	// until it was established); the bytes are body bytes (0 for a
+	// connection).
+	DurationMicros, BytesSent, BytesReceived int64
+}
+
+// Phase says when a call was made, relative to the invocation whose
+// report carries it.
+type Phase uint8
+
+// The phases.
+const (
+	// Invoked: by this invocation, through its context or while it was
+	// the only one in flight.
+	Invoked Phase = iota
+	// Init: during the init phase, before the first invocation; the first
+	// report carries these calls.
+	Init
+	// Unattributed: between invocations, after the invocation it belonged
+	// to had reported, or while several were in flight; the next report
+	// carries it.
+	Unattributed
+	phaseCount
+)
+
+var phaseNames = [phaseCount]string{"invocation", "init", "unattributed"}
+
+// String is the phase's stable name, as it appears in logs.
+func (p Phase) String() string {
+	if p < phaseCount {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
 }
 
 // Bounds of a report: Append cuts what exceeds them, Decode refuses it.
@@ -73,6 +133,7 @@ const (
 	MaxString   = 256  // bytes in one string field
 	MaxRules    = 32
 	MaxOutbound = 64
+	MaxCalls    = 64
 )
 
 var magic = [2]byte{'L', 'R'}
@@ -84,13 +145,20 @@ const (
 )
 
 // Append encodes r at the end of b and returns the extended slice. Strings
-// longer than MaxString, rules beyond MaxRules and destinations beyond
-// MaxOutbound are cut; the result is at most MaxSize bytes.
+// longer than MaxString, rules beyond MaxRules, destinations beyond
+// MaxOutbound and calls beyond MaxCalls are cut, and then destinations and
+// calls that do not fit: the result is at most MaxSize bytes.
 //
 // Layout: "LR", version, flags (bit 0: cold start), then uvarints and
 // length-prefixed strings: duration µs, action, request id, source, error
 // type, client IP, records, blocked records, rule count and rules,
-// destination count and per destination host, port, calls, errors.
+// destination count and per destination host, port, calls, errors. Then,
+// added to version 1 (a decoder that predates them ignores them), only
+// when a destination or call has something to say: per destination
+// scheme, address, denied, bytes sent, bytes received, duration µs; call
+// count and per call destination, phase, method, status, error, duration
+// µs, bytes sent, bytes received. A field added later comes after the
+// calls, which are then always written.
 func Append(b []byte, r *Report) []byte {
 	start := len(b)
 	flags := byte(0)
@@ -111,25 +179,120 @@ func Append(b []byte, r *Report) []byte {
 	for _, id := range rules {
 		b = binary.AppendUvarint(b, uint64(max(id, 0)))
 	}
-	// Destinations go in while they fit: a report is one datagram.
+
+	// Destinations go in while they fit, with their details: a report is
+	// one datagram. Then the calls to those destinations, while they fit.
 	out := r.Outbound[:min(len(r.Outbound), MaxOutbound)]
-	countAt := len(b)
-	b = append(b, 0) // the count, a one-byte uvarint: MaxOutbound < 128
+	calls := r.Calls[:min(len(r.Calls), MaxCalls)]
+	details := len(calls) > 0
+	for i := range out {
+		details = details || out[i].hasDetails()
+	}
+	room := MaxSize - (len(b) - start) - 1 // the destination count
+	if details {
+		room-- // the call count
+	}
 	n := 0
-	for _, o := range out {
-		mark := len(b)
-		b = appendString(b, o.Host)
-		b = binary.AppendUvarint(b, uint64(max(o.Port, 0)))
-		b = binary.AppendUvarint(b, uint64(max(o.Calls, 0)))
-		b = binary.AppendUvarint(b, uint64(max(o.Errors, 0)))
-		if len(b)-start > MaxSize {
-			b = b[:mark]
+	for i := range out {
+		size := out[i].baseSize()
+		if details {
+			size += out[i].detailSize()
+		}
+		if size > room {
 			break
 		}
+		room -= size
 		n++
 	}
-	b[countAt] = byte(n)
+	b = append(b, byte(n)) // a one-byte uvarint: MaxOutbound < 128
+	for i := range out[:n] {
+		b = out[i].appendBase(b)
+	}
+	if !details {
+		return b
+	}
+	for i := range out[:n] {
+		b = out[i].appendDetails(b)
+	}
+	countAt := len(b)
+	b = append(b, 0) // a one-byte uvarint: MaxCalls < 128
+	k := 0
+	for i := range calls {
+		c := &calls[i]
+		if c.Dest < 0 || c.Dest >= n {
+			continue // its destination did not fit
+		}
+		size := c.size()
+		if size > room {
+			break
+		}
+		room -= size
+		b = c.append(b)
+		k++
+	}
+	b[countAt] = byte(k)
 	return b
+}
+
+func (o *Outbound) hasDetails() bool {
+	return o.Scheme != "" || o.Addr != "" || o.Denied > 0 || o.BytesSent > 0 || o.BytesReceived > 0 || o.DurationMicros > 0
+}
+
+func (o *Outbound) appendBase(b []byte) []byte {
+	b = appendString(b, o.Host)
+	b = binary.AppendUvarint(b, uint64(max(o.Port, 0)))
+	b = binary.AppendUvarint(b, uint64(max(o.Calls, 0)))
+	return binary.AppendUvarint(b, uint64(max(o.Errors, 0)))
+}
+
+func (o *Outbound) baseSize() int {
+	return stringSize(o.Host) + uvarintSize(o.Port) + uvarintSize(o.Calls) + uvarintSize(o.Errors)
+}
+
+func (o *Outbound) appendDetails(b []byte) []byte {
+	b = appendString(b, o.Scheme)
+	b = appendString(b, o.Addr)
+	b = binary.AppendUvarint(b, uint64(max(o.Denied, 0)))
+	b = binary.AppendUvarint(b, uint64(max(o.BytesSent, 0)))
+	b = binary.AppendUvarint(b, uint64(max(o.BytesReceived, 0)))
+	return binary.AppendUvarint(b, uint64(max(o.DurationMicros, 0)))
+}
+
+func (o *Outbound) detailSize() int {
+	return stringSize(o.Scheme) + stringSize(o.Addr) + uvarintSize(o.Denied) +
+		uvarintSize(o.BytesSent) + uvarintSize(o.BytesReceived) + uvarintSize(o.DurationMicros)
+}
+
+func (c *Call) append(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(c.Dest))
+	b = append(b, byte(min(c.Phase, phaseCount-1)))
+	b = appendString(b, c.Method)
+	b = binary.AppendUvarint(b, uint64(min(max(c.Status, 0), maxStatus)))
+	b = appendString(b, c.Error)
+	b = binary.AppendUvarint(b, uint64(max(c.DurationMicros, 0)))
+	b = binary.AppendUvarint(b, uint64(max(c.BytesSent, 0)))
+	return binary.AppendUvarint(b, uint64(max(c.BytesReceived, 0)))
+}
+
+func (c *Call) size() int {
+	return uvarintSize(c.Dest) + 1 + stringSize(c.Method) + uvarintSize(min(max(c.Status, 0), maxStatus)) +
+		stringSize(c.Error) + uvarintSize(c.DurationMicros) + uvarintSize(c.BytesSent) + uvarintSize(c.BytesReceived)
+}
+
+// maxStatus bounds an HTTP status on the wire.
+const maxStatus = 999
+
+func uvarintSize[T int | int64](v T) int {
+	n := 1
+	for u := uint64(max(v, 0)); u >= 0x80; u >>= 7 {
+		n++
+	}
+	return n
+}
+
+func stringSize(s string) int {
+	n := min(len(s), MaxString)
+	return uvarintSize(n) + n
 }
 
 func appendString(b []byte, s string) []byte {
@@ -193,6 +356,9 @@ func Decode(b []byte) (Report, error) {
 			})
 		}
 	}
+	if d.err == nil && len(d.b) > 0 {
+		d.details(&r)
+	}
 	if d.err != nil {
 		return Report{}, d.err
 	}
@@ -200,6 +366,41 @@ func Decode(b []byte) (Report, error) {
 		return Report{}, fmt.Errorf("%w: action %d", ErrMalformed, r.Action)
 	}
 	return r, nil
+}
+
+// details reads what Append writes after the destinations when they or
+// the calls have more to say.
+func (d *decoder) details(r *Report) {
+	for i := range r.Outbound {
+		o := &r.Outbound[i]
+		o.Scheme = d.string()
+		o.Addr = d.string()
+		o.Denied = int(d.uint(1 << 31))
+		o.BytesSent = int64(d.uint(1 << 62))
+		o.BytesReceived = int64(d.uint(1 << 62))
+		o.DurationMicros = int64(d.uint(1 << 62))
+	}
+	n := int(d.uint(MaxCalls))
+	if n == 0 || d.err != nil {
+		return
+	}
+	r.Calls = make([]Call, 0, n)
+	for range n {
+		c := Call{Dest: int(d.uint(uint64(max(len(r.Outbound)-1, 0))))}
+		if len(r.Outbound) == 0 {
+			d.fail("call without a destination")
+		}
+		if c.Phase = Phase(d.byte()); c.Phase >= phaseCount {
+			d.fail(fmt.Sprintf("phase %d", c.Phase))
+		}
+		c.Method = d.string()
+		c.Status = int(d.uint(maxStatus))
+		c.Error = d.string()
+		c.DurationMicros = int64(d.uint(1 << 62))
+		c.BytesSent = int64(d.uint(1 << 62))
+		c.BytesReceived = int64(d.uint(1 << 62))
+		r.Calls = append(r.Calls, c)
+	}
 }
 
 // decoder reads fields until the first error, which sticks.

@@ -24,6 +24,18 @@ var cases = []struct {
 	{"outbound", Report{RequestID: "r-3", Source: "direct", Action: Allow, Records: 1, DurationMicros: 90000,
 		ErrorType: "errorString", Outbound: []Outbound{{Host: "api.example.com", Port: 443, Calls: 3}, {Host: "10.0.0.7", Port: 5432, Calls: 1, Errors: 1}}}},
 	{"quarantine", Report{RequestID: "r-4", Source: "s3", Action: Quarantine, Records: 1}},
+	{"calls", Report{RequestID: "r-5", Source: "apigw-http", Action: Block, Rules: []int{100992}, Records: 1, DurationMicros: 31000,
+		Outbound: []Outbound{
+			{Host: "api.example.com", Port: 443, Calls: 2, Scheme: "https", Addr: "93.184.216.34", BytesSent: 120, BytesReceived: 5400, DurationMicros: 23000},
+			{Host: "169.254.169.254", Port: 80, Calls: 1, Errors: 1, Denied: 1, Scheme: "http", Addr: "169.254.169.254"},
+			{Host: "db.internal", Port: 5432, Calls: 1, Scheme: "tcp", Addr: "10.0.3.7", DurationMicros: 800},
+		},
+		Calls: []Call{
+			{Dest: 2, Phase: Init, DurationMicros: 800},
+			{Dest: 0, Method: "GET", Status: 200, DurationMicros: 11000, BytesReceived: 2700},
+			{Dest: 1, Method: "GET", Error: "denied"},
+			{Dest: 0, Phase: Unattributed, Method: "POST", Status: 503, DurationMicros: 12000, BytesSent: 120, BytesReceived: 2700},
+		}}},
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -60,6 +72,53 @@ func TestAppendCutsToBounds(t *testing.T) {
 	if n := len(got.Outbound); n == 0 || n == MaxOutbound {
 		t.Errorf("%d destinations kept: want as many as fit in %d bytes", n, MaxSize)
 	}
+
+	// With details, destinations and then calls are cut to what fits;
+	// every call kept names a destination kept.
+	r = Report{RequestID: "r"}
+	for i := range 200 {
+		r.Outbound = append(r.Outbound, Outbound{Host: strings.Repeat("h", 60), Port: 443, Calls: 1, Scheme: "https", Addr: "2001:db8::1"})
+		r.Calls = append(r.Calls, Call{Dest: i % 200, Method: "GET", Status: 200, DurationMicros: 1000})
+	}
+	b = Append(nil, &r)
+	if len(b) > MaxSize {
+		t.Fatalf("with details: encoded %d bytes, more than MaxSize %d", len(b), MaxSize)
+	}
+	got, err = Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Outbound) == 0 || len(got.Outbound) == MaxOutbound || len(got.Calls) == 0 || len(got.Calls) > MaxCalls {
+		t.Errorf("with details: %d destinations, %d calls kept", len(got.Outbound), len(got.Calls))
+	}
+	for _, c := range got.Calls {
+		if c.Dest >= len(got.Outbound) {
+			t.Errorf("call to destination %d of %d", c.Dest, len(got.Outbound))
+		}
+	}
+	for _, o := range got.Outbound {
+		if o.Addr != "2001:db8::1" || o.Scheme != "https" {
+			t.Errorf("destination kept without its details: %+v", o)
+			break
+		}
+	}
+}
+
+// A decoder that predates the details reads a report up to its
+// destinations and ignores the rest: the bytes of a report with details
+// must begin with the bytes of the same report without them.
+func TestDetailsAreAppended(t *testing.T) {
+	r := cases[len(cases)-1].r
+	base := r
+	base.Calls = nil
+	base.Outbound = nil
+	for _, o := range r.Outbound {
+		base.Outbound = append(base.Outbound, Outbound{Host: o.Host, Port: o.Port, Calls: o.Calls, Errors: o.Errors})
+	}
+	full, old := Append(nil, &r), Append(nil, &base)
+	if !bytes.HasPrefix(full, old) || len(full) == len(old) {
+		t.Fatalf("the details are not appended after the version-1 fields:\n%x\n%x", old, full)
+	}
 }
 
 func TestDecodeRefuses(t *testing.T) {
@@ -85,8 +144,27 @@ func TestDecodeRefuses(t *testing.T) {
 		t.Errorf("hello: Decode error %v, want ErrHello", err)
 	}
 	// Bytes after the known fields are a later version's additions.
-	if _, err := Decode(append(bytes.Clone(good), 1, 2, 3)); err != nil {
+	withCalls := Append(nil, &cases[len(cases)-1].r)
+	if got, err := Decode(append(bytes.Clone(withCalls), 1, 2, 3)); err != nil || !reflect.DeepEqual(got, cases[len(cases)-1].r) {
 		t.Errorf("trailing bytes: %v, want them ignored", err)
+	}
+	// The details, when present, are complete and name known destinations.
+	for _, c := range []struct {
+		name string
+		b    []byte
+	}{
+		{"details cut", withCalls[:len(withCalls)-2]},
+		{"call to no destination", append(bytes.Clone(good), 1, 0)},
+		{"phase", func() []byte {
+			r := Report{Outbound: []Outbound{{Host: "h", Port: 1, Calls: 1}}, Calls: []Call{{Phase: Init}}}
+			b := Append(nil, &r)
+			b[bytes.LastIndexByte(b, byte(Init))] = 9
+			return b
+		}()},
+	} {
+		if _, err := Decode(c.b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode error %v, want ErrMalformed", c.name, err)
+		}
 	}
 }
 
