@@ -25,6 +25,7 @@ test: fmt vet
 	@$(GO) test -count=1 -v -run '^(TestCRSRegression|TestFastPathMatchesReference)$$' ./protect | grep -a 'CRS regression\|fast path vs reference'
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60000x -fuzzminimizetime 10x ./internal/source
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20000x -fuzzminimizetime 10x ./internal/report
+	$(GO) test -run '^$$' -fuzz FuzzLiteral -fuzztime 20000x -fuzzminimizetime 10x ./internal/egress
 
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
@@ -41,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/source
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime 60s ./protect
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/report
+	$(GO) test -run '^$$' -fuzz FuzzLiteral -fuzztime 60s ./internal/egress
 
 # Regenerate internal/waf/atoms.bin (the atom analysis of the embedded
 # rules' patterns) after changing rules/ or the analysis; make test fails
