@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,4 +171,28 @@ func BenchmarkInspect(b *testing.B) {
 			in.Inspect(batch)
 		}
 	})
+	// One long string value: the worst case per byte today (README, Known
+	// limits). lambdarasp only: raw Coraza takes seconds per run.
+	long := apigwV2(query, longValueBody(1<<20))
+	b.Run("case=apigw-v2-1MB-value/impl=lambdarasp", func(b *testing.B) {
+		if v := in.Inspect(long); v.Action != protect.Deny || !slices.Contains(v.Rules(), 100903) {
+			b.Fatalf("1 MB value: %v %v, want blocked by the value limit only", v.Action, v.Rules())
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			in.Inspect(long)
+		}
+	})
+}
+
+// longValueBody is a JSON body with one clean text value of n bytes.
+func longValueBody(n int) string {
+	words := []string{"order", "please", "Tim O'Reilly", "gift wrap", "1005", "Gravenstein", "a-b", "shop"}
+	var sb strings.Builder
+	for i := 0; sb.Len() < n; i++ {
+		sb.WriteString(words[(i*7+i/3)%len(words)])
+		sb.WriteByte(' ')
+	}
+	b, _ := json.Marshal(map[string]string{"text": sb.String()})
+	return string(b)
 }
