@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/lambdarasp/lambdarasp/internal/decision"
 	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
@@ -59,6 +60,12 @@ func IsBlocked(err error) bool {
 // trigger's blocked response (rules 100990 and 100991). Without a live
 // extension, decisions fail open and the rules protect on their own.
 //
+// Outbound calls made through Transport, Client or DialContext are checked
+// against the egress rules and reported with the invocation that made
+// them: the context h receives carries the invocation, so pass it (or one
+// derived from it) to the requests h makes, in any goroutine. Handler
+// installs its options' egress settings for those functions.
+//
 // The rules are compiled here, once, so call Handler during init (in main);
 // the returned handler is safe for concurrent use. Handler panics if the
 // options or LAMBDARASP_* variables are invalid: Lambda then reports an init
@@ -75,6 +82,7 @@ func Handler(h any, opts ...Option) lambda.Handler {
 		panic(err.Error())
 	}
 	if cfg.mode == Off {
+		install(newOutboundConfig(cfg, nil))
 		return next
 	}
 	in, err := newInspector(cfg)
@@ -85,6 +93,7 @@ func Handler(h any, opts ...Option) lambda.Handler {
 	if err != nil {
 		panic(err.Error())
 	}
+	install(newOutboundConfig(cfg, l))
 	return &handler{next: next, in: in, link: l}
 }
 
@@ -101,19 +110,26 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
-	var o outcome
+	start := time.Now()
+	d := h.link.active(ctx)
+	// The invocation's outbound calls (Transport, DialContext) find it in
+	// the context the handler gets, or as the one in flight.
+	inv := &invocation{requestID: requestID, decisions: d}
+	o := outcome{calls: inv}
+	outbound.flight.begin(inv)
 	if h.link != nil {
-		defer h.link.send(requestID, time.Now(), &o)
+		defer h.link.send(requestID, start, &o)
 	}
-	out, err := h.invoke(ctx, requestID, payload, &o)
+	defer outbound.flight.end(inv) // before the report: later calls are the next one's
+	ctx = context.WithValue(ctx, invocationKey{}, inv)
+	out, err := h.invoke(ctx, requestID, payload, d, &o)
 	o.err, o.done = err, true
 	return out, err
 }
 
-// invoke enforces the extension's decisions, inspects the event, and runs
-// h or refuses the event; o records what happened, for the report.
-func (h *handler) invoke(ctx context.Context, requestID string, payload []byte, o *outcome) ([]byte, error) {
-	d := h.link.active(ctx)
+// invoke enforces the extension's decisions d, inspects the event, and
+// runs h or refuses the event; o records what happened, for the report.
+func (h *handler) invoke(ctx context.Context, requestID string, payload []byte, d *decision.Active, o *outcome) ([]byte, error) {
 	now := time.Now()
 	if q, ok := d.Quarantined(now); ok {
 		v := refusal(h.in.classify(payload), ruleQuarantine, "Function quarantined by the lambdarasp extension")

@@ -97,7 +97,8 @@ type outcome struct {
 	verdict  *Verdict // nil when the invocation was refused before inspection
 	clientIP string
 	err      error
-	done     bool // false: the handler panicked
+	done     bool        // false: the handler panicked
+	calls    *invocation // its outbound calls
 }
 
 // send reports the invocation that started at start. It runs deferred, so
@@ -114,6 +115,7 @@ func (l *link) send(requestID string, start time.Time, o *outcome) {
 		ClientIP:       o.clientIP,
 		ColdStart:      !l.invoked.Swap(true),
 		Records:        1,
+		Rules:          rules[:0],
 	}
 	if v := o.verdict; v != nil {
 		r.Source = v.Source
@@ -133,6 +135,26 @@ func (l *link) send(requestID string, start time.Time, o *outcome) {
 		r.ErrorType = "panic"
 	case o.err != nil:
 		r.ErrorType = errorType(o.err)
+	}
+	if o.calls != nil {
+		t := o.calls.take()
+		if carried := takeCarry(); len(carried.dests) > 0 || carried.refused || carried.detected {
+			t.merge(&carried)
+		}
+		r.Outbound, r.Calls = t.dests, t.calls
+		// An outbound finding is reported as an inbound one is: its rule,
+		// and the action block (or detect) for an invocation that had none.
+		for i, hit := range t.rules {
+			if hit && len(r.Rules) < cap(rules) {
+				r.Rules = append(r.Rules, ruleEgressGuard+i)
+			}
+		}
+		switch {
+		case t.refused && (r.Action == report.Allow || r.Action == report.Detect):
+			r.Action = report.Block
+		case t.detected && r.Action == report.Allow:
+			r.Action = report.Detect
+		}
 	}
 	l.sender.Send(&r)
 }

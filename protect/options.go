@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/egress"
 	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
@@ -58,6 +59,14 @@ type config struct {
 	reference    bool         // false: the fast path decides clean events
 	reportAddr   string       // report.DefaultAddr; "off": no reports to the extension
 	decisions    string       // decision.DefaultPath; "off": no decisions enforced
+
+	// Outbound calls (Transport, Client, DialContext).
+	egressMode     Mode           // "": the same as mode
+	egressAllow    []string       // none: every public destination
+	egressDeny     []string       // none
+	egressInternal []string       // none: every internal address refused
+	lookup         lookupFunc     // net.DefaultResolver.LookupNetIP
+	egress         *egress.Policy // built by validate from the above
 }
 
 type exclusion struct {
@@ -156,6 +165,48 @@ func WithLogSnippets(on bool) Option { return func(c *config) { c.snippets = on 
 // LAMBDARASP_ENGINE=reference (or fast, the default).
 func WithReferenceEngine() Option { return func(c *config) { c.reference = true } }
 
+// WithEgressMode sets what Transport, Client and DialContext do with a
+// call the egress rules refuse (default: the same as WithMode). Block
+// fails the call with a *DeniedError; Detect logs and reports it and lets
+// it through; Off checks and records nothing. Instance and container
+// metadata, the Runtime API and the extension's deny_destination
+// decisions are refused in modes block and detect alike. Variable:
+// LAMBDARASP_EGRESS_MODE.
+func WithEgressMode(m Mode) Option { return func(c *config) { c.egressMode = m } }
+
+// WithEgressAllow makes entries the only destinations outbound calls may
+// reach (default: none, every public destination). An entry is a host
+// name ("api.example.com"), a wildcard ("*.amazonaws.com": any name below
+// it; "*": anything), an IP address or a range ("203.0.113.0/24"); a
+// destination passes by its name or by the address it resolves to.
+// Addresses and ranges here also open the internal addresses they cover
+// (see WithEgressInternal). Variable: LAMBDARASP_EGRESS_ALLOW
+// (comma-separated; replaces the option's list).
+func WithEgressAllow(entries ...string) Option {
+	return func(c *config) { c.egressAllow = append(c.egressAllow, entries...) }
+}
+
+// WithEgressDeny refuses the destinations entries name, whatever else
+// allows them (default: none). Entries are written as for
+// WithEgressAllow. Variable: LAMBDARASP_EGRESS_DENY (comma-separated;
+// replaces the option's list).
+func WithEgressDeny(entries ...string) Option {
+	return func(c *config) { c.egressDeny = append(c.egressDeny, entries...) }
+}
+
+// WithEgressInternal opens internal addresses to outbound calls: ranges
+// or addresses ("10.0.0.0/16" for a VPC's databases and interface
+// endpoints, "127.0.0.1" for a local sidecar). By default loopback,
+// link-local, private (10/8, 172.16/12, 192.168/16, fc00::/7), shared
+// (100.64/10), unspecified, multicast and reserved addresses are refused.
+// Opened addresses also pass WithEgressAllow's list. A metadata address
+// is opened only by an entry that is exactly that address; the Runtime
+// API never. Variable: LAMBDARASP_EGRESS_INTERNAL (comma-separated;
+// replaces the option's list).
+func WithEgressInternal(ranges ...string) Option {
+	return func(c *config) { c.egressInternal = append(c.egressInternal, ranges...) }
+}
+
 // Environment variables, read in this one place.
 const (
 	envMode      = "LAMBDARASP_MODE"
@@ -173,6 +224,11 @@ const (
 	envEngine    = "LAMBDARASP_ENGINE"
 	envReport    = "LAMBDARASP_REPORT_ADDR"
 	envDecisions = "LAMBDARASP_DECISIONS_FILE"
+
+	envEgressMode     = "LAMBDARASP_EGRESS_MODE"
+	envEgressAllow    = "LAMBDARASP_EGRESS_ALLOW"
+	envEgressDeny     = "LAMBDARASP_EGRESS_DENY"
+	envEgressInternal = "LAMBDARASP_EGRESS_INTERNAL"
 )
 
 // newConfig applies opts over the defaults, then the environment over both,
@@ -247,6 +303,21 @@ func (c *config) fromEnv(getenv func(string) string) error {
 			return fmt.Errorf("protect: %s=%q: want %s or %s", ch.name, getenv(ch.name), ch.off, ch.on)
 		}
 	}
+	if v := getenv(envEgressMode); v != "" {
+		c.egressMode = Mode(strings.ToLower(strings.TrimSpace(v)))
+		if !c.egressMode.valid() {
+			return fmt.Errorf("protect: %s=%q: want block, detect or off", envEgressMode, v)
+		}
+	}
+	lists := []struct {
+		name string
+		dst  *[]string
+	}{{envEgressAllow, &c.egressAllow}, {envEgressDeny, &c.egressDeny}, {envEgressInternal, &c.egressInternal}}
+	for _, l := range lists {
+		if v := getenv(l.name); strings.TrimSpace(v) != "" {
+			*l.dst = splitList(v)
+		}
+	}
 	if v := strings.TrimSpace(getenv(envReport)); v != "" {
 		c.reportAddr = v
 	}
@@ -286,6 +357,29 @@ func (c *config) validate() error {
 	case c.threshold < 1:
 		return fmt.Errorf("protect: anomaly threshold %d: want 1 or more (WithAnomalyThreshold, %s)", c.threshold, envThreshold)
 	}
+	if c.egressMode == "" {
+		c.egressMode = c.mode
+	}
+	if !c.egressMode.valid() {
+		return fmt.Errorf("protect: egress mode %q: want block, detect or off (WithEgressMode, %s)", c.egressMode, envEgressMode)
+	}
+	for _, l := range []struct {
+		cfg      egress.Config
+		opt, env string
+	}{
+		{egress.Config{Allow: c.egressAllow}, "WithEgressAllow", envEgressAllow},
+		{egress.Config{Deny: c.egressDeny}, "WithEgressDeny", envEgressDeny},
+		{egress.Config{Internal: c.egressInternal}, "WithEgressInternal", envEgressInternal},
+	} {
+		if _, err := egress.New(l.cfg); err != nil {
+			return fmt.Errorf("protect: egress %v (%s, %s)", err, l.opt, l.env)
+		}
+	}
+	p, err := egress.New(egress.Config{Allow: c.egressAllow, Deny: c.egressDeny, Internal: c.egressInternal, RuntimeAPI: c.runtimeAPI})
+	if err != nil {
+		return fmt.Errorf("protect: egress %v", err)
+	}
+	c.egress = p
 	if c.reportAddr != off {
 		if err := loopback(c.reportAddr); err != nil {
 			return fmt.Errorf("protect: %s=%q: %v", envReport, c.reportAddr, err)

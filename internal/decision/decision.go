@@ -153,7 +153,7 @@ func Parse(b []byte) (Decisions, error) {
 type Active struct {
 	quarantine *Quarantine
 	ips        map[netip.Addr]BlockedIP
-	dests      map[string]time.Time // "host:port", "host:0" for every port
+	dests      map[string]Destination // "host:port", "host:0" for every port
 }
 
 func newActive(d Decisions) *Active {
@@ -169,17 +169,12 @@ func newActive(d Decisions) *Active {
 	}
 	for _, x := range d.DeniedDestinations {
 		if a.dests == nil {
-			a.dests = map[string]time.Time{}
+			a.dests = map[string]Destination{}
 		}
 		k := destKey(x.Host, x.Port)
-		a.dests[k] = later(a.dests[k], x.Until)
-	}
-	return a
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
+		if old, ok := a.dests[k]; !ok || x.Until.After(old.Until) {
+			a.dests[k] = x
+		}
 	}
 	return a
 }
@@ -215,15 +210,23 @@ func (a *Active) IPBlocked(ip string, now time.Time) (BlockedIP, bool) {
 
 // Denied reports whether outbound calls to host:port are denied at now.
 func (a *Active) Denied(host string, port int, now time.Time) bool {
+	_, ok := a.DeniedDestination(host, port, now)
+	return ok
+}
+
+// DeniedDestination returns the decision in force at now that denies
+// outbound calls to host:port, if any. It does not allocate when no
+// destination is denied.
+func (a *Active) DeniedDestination(host string, port int, now time.Time) (Destination, bool) {
 	if a == nil || len(a.dests) == 0 {
-		return false
+		return Destination{}, false
 	}
 	for _, k := range [2]string{destKey(host, port), destKey(host, 0)} {
-		if until, ok := a.dests[k]; ok && now.Before(until) {
-			return true
+		if x, ok := a.dests[k]; ok && now.Before(x.Until) {
+			return x, true
 		}
 	}
-	return false
+	return Destination{}, false
 }
 
 // Watcher gives the decisions in one file, re-reading it only when its

@@ -56,6 +56,11 @@ func TestWriteReadActive(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
 		}
 	}
+	// The decision itself comes back, the one that lasts longest.
+	d.DeniedDestinations = append(d.DeniedDestinations, Destination{Host: "evil.example", Port: 443, Until: t0.Add(2 * time.Hour), Reason: "egress_new_destination"})
+	if x, ok := newActive(d).DeniedDestination("evil.example", 443, t0); !ok || x.Reason != "egress_new_destination" || !x.Until.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("DeniedDestination = %+v, %v; want the later decision with its reason", x, ok)
+	}
 	var none *Active
 	if quarantined(none, t0) || blocked(none, "203.0.113.9", t0) || none.Denied("evil.example", 443, t0) {
 		t.Error("a nil *Active enforces something")
