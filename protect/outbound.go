@@ -445,6 +445,7 @@ func takeCarry() tally {
 // tally is the outbound part of one report.
 type tally struct {
 	dests    []report.Outbound
+	addrs    []netip.Addr // each destination's Addr, to format it once
 	calls    []report.Call
 	rules    [3]bool // ruleEgressGuard, ruleEgressList, ruleEgressDecision
 	refused  bool    // a call was refused
@@ -466,7 +467,16 @@ func (t *tally) dest(host string, port int, scheme string) int {
 		return -1
 	}
 	t.dests = append(t.dests, report.Outbound{Host: host, Port: port, Scheme: scheme})
+	t.addrs = append(t.addrs, netip.Addr{})
 	return len(t.dests) - 1
+}
+
+// setAddr notes the address dialed for destination i.
+func (t *tally) setAddr(i int, a netip.Addr) {
+	if a.IsValid() && a != t.addrs[i] {
+		t.addrs[i] = a
+		t.dests[i].Addr = a.String()
+	}
 }
 
 func (t *tally) add(r *callRecord) (dest, call int) {
@@ -479,9 +489,7 @@ func (t *tally) add(r *callRecord) (dest, call int) {
 	if r.call.Error != "" {
 		d.Errors++
 	}
-	if r.addr.IsValid() {
-		d.Addr = r.addr.String()
-	}
+	t.setAddr(dest, r.addr)
 	d.BytesSent += r.call.BytesSent
 	d.BytesReceived += r.call.BytesReceived
 	d.DurationMicros += r.call.DurationMicros
@@ -497,9 +505,7 @@ func (t *tally) add(r *callRecord) (dest, call int) {
 func (t *tally) flag(e *DeniedError, scheme string, refused bool) {
 	if dest := t.dest(e.Host, e.Port, scheme); dest >= 0 {
 		t.dests[dest].Denied++
-		if e.Addr.IsValid() {
-			t.dests[dest].Addr = e.Addr.String()
-		}
+		t.setAddr(dest, e.Addr)
 	}
 	t.rules[e.Rule-ruleEgressGuard] = true
 	if refused {
@@ -525,9 +531,7 @@ func (t *tally) merge(o *tally) {
 		d.BytesSent += od.BytesSent
 		d.BytesReceived += od.BytesReceived
 		d.DurationMicros += od.DurationMicros
-		if od.Addr != "" {
-			d.Addr = od.Addr
-		}
+		t.setAddr(index[i], o.addrs[i])
 	}
 	for _, c := range o.calls {
 		if index[c.Dest] < 0 || len(t.calls) == report.MaxCalls {
