@@ -5,7 +5,8 @@ GO ?= go
 
 # The example function (examples/orders) and the extension under
 # lambdarasp local, through a scripted scenario (examples/demo): steady
-# traffic, injections, a repeat attacker, a slow-down, an error burst, an
+# traffic, outbound calls to a never-seen host and to the instance
+# metadata, injections, a repeat attacker, a slow-down, an error burst, an
 # attack wave and the quarantine. Exits 1 if an expected outcome is missing.
 demo:
 	@$(GO) build -o bin/lambdarasp ./cmd/lambdarasp

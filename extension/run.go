@@ -67,6 +67,7 @@ type ext struct {
 	missed    int    // invocations in a row without any report
 	invokes   int
 	received  int // reports
+	calls     int // outbound calls in them
 }
 
 func (x *ext) init(ctx context.Context) error {
@@ -220,7 +221,7 @@ func (x *ext) loop(ctx context.Context) error {
 			sctx, cancel := context.WithDeadline(ctx, ev.deadline().Add(-150*time.Millisecond))
 			x.finish(sctx)
 			cancel()
-			x.log.Info("lambdarasp extension shut down", "reason", ev.ShutdownReason, "invocations", x.invokes, "reports", x.received)
+			x.log.Info("lambdarasp extension shut down", "reason", ev.ShutdownReason, "invocations", x.invokes, "reports", x.received, "outbound_calls", x.calls)
 			return nil
 		default:
 			return fmt.Errorf("extension: next: unknown event type %q", ev.EventType)
@@ -334,6 +335,9 @@ func (x *ext) drain() {
 
 func (x *ext) report(r report.Report) {
 	x.received++
+	for _, o := range r.Outbound {
+		x.calls += o.Calls
+	}
 	x.lastID, x.missed = r.RequestID, 0
 	now := x.cfg.Now()
 	x.handle(x.detector.Reported(now, r), now)

@@ -2,15 +2,19 @@
 // the example function (examples/orders), the extension and the lambdarasp
 // command, and runs this against them under `lambdarasp local`.
 //
-// It sends steady traffic from four sources, injection attempts on each,
-// a client that keeps trying, a slow-down, an error burst and an attack
-// wave, then checks that the wrapper blocked what it should, that the
-// extension raised the anomalies and alerts it should (on stdout and to a
-// webhook this program serves on 127.0.0.1), and that the wrapper enforced
-// the decisions of the demo's policy (policy.json): the repeat attacker's
-// IP blocked, the function quarantined after the wave. It prints a
-// progress line, the invocations by outcome, the anomalies and alerts, the
-// decisions enforced and a one-line summary, and exits 1 if any expected
+// It sends steady traffic from four sources (orders paid by card are
+// charged at a payment service this program serves on 127.0.0.1), orders
+// whose webhook points at a host the function never called and at the
+// instance metadata, injection attempts on each source, a client that
+// keeps trying, a slow-down, an error burst and an attack wave, then
+// checks that the wrapper blocked what it should, that the extension
+// raised the anomalies and alerts it should (on stdout and to a webhook
+// this program serves on 127.0.0.1), and that the wrapper enforced the
+// decisions of the demo's policy (policy.json): the never-seen destination
+// denied, the repeat attacker's IP blocked, the function quarantined after
+// the wave. It prints a progress line, the invocations by outcome, the
+// anomalies and alerts, the decisions enforced, the outbound calls the
+// wrapper refused and a one-line summary, and exits 1 if any expected
 // outcome did not happen.
 package main
 
@@ -31,6 +35,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -75,6 +80,7 @@ type result struct {
 	calls   [][]outcome // per step, per call
 	logs    logs
 	webhook []string // bodies received
+	charges int      // requests the payment service received
 }
 
 // outcome is one invocation's answer.
@@ -118,6 +124,14 @@ func play(ctx context.Context, steps []step, cli, function, extensions, policy s
 		hookMu.Unlock()
 	}))
 	defer hook.Close()
+	// The payment service the function charges orders at, on loopback:
+	// the one internal address the function is allowed to call.
+	var charges atomic.Int32
+	payments := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		charges.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer payments.Close()
 	reportAddr, err := freeUDP()
 	if err != nil {
 		return nil, err
@@ -130,6 +144,8 @@ func play(ctx context.Context, steps []step, cli, function, extensions, policy s
 		"LAMBDARASP_DECISIONS_FILE="+filepath.Join(dir, "decisions.json"),
 		"LAMBDARASP_POLICY_FILE="+policy,
 		"LAMBDARASP_WEBHOOK_URL="+hook.URL+"/alerts",
+		"LAMBDARASP_EGRESS_INTERNAL=127.0.0.1",
+		"ORDERS_PAYMENTS_URL="+payments.URL,
 	)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -186,6 +202,7 @@ func play(ctx context.Context, steps []step, cli, function, extensions, policy s
 	}
 	hookMu.Lock()
 	defer hookMu.Unlock()
+	res.charges = int(charges.Load())
 	return res, ctx.Err()
 }
 

@@ -16,8 +16,19 @@ import (
 type logs struct {
 	alerts   []alertLine
 	enforced map[string]string // request id -> decision
+	outbound []outboundLine    // the wrapper's outbound findings
 	ready    int               // extension starts
 	shutdown map[string]any    // the extension's last line
+}
+
+type outboundLine struct {
+	RequestID string `json:"request_id"`
+	Action    string `json:"action"`
+	Rule      int    `json:"rule"`
+	Reason    string `json:"reason"`
+	Host      string `json:"host"`
+	Port      int    `json:"port"`
+	Address   string `json:"address"`
 }
 
 type alertLine struct {
@@ -57,6 +68,11 @@ func (l *logs) read(r io.Reader) {
 			}
 		case "lambdarasp decision enforced":
 			l.enforced[m.RequestID] = m.Decision
+		case "lambdarasp outbound finding":
+			var o outboundLine
+			if json.Unmarshal(line, &o) == nil {
+				l.outbound = append(l.outbound, o)
+			}
 		case "lambdarasp extension ready":
 			l.ready++
 		case "lambdarasp extension shut down":
@@ -177,6 +193,24 @@ func present(w io.Writer, r *result, took time.Duration) bool {
 		fmt.Fprintf(w, "  %-12s %d invocations refused\n", d, decisions[d])
 	}
 
+	fmt.Fprintln(w, "\nOutbound calls refused by the wrapper")
+	if len(r.logs.outbound) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, o := range r.logs.outbound {
+		dest := fmt.Sprintf("%s:%d", o.Host, o.Port)
+		if o.Address != "" && o.Address != o.Host {
+			dest += " (" + o.Address + ")"
+		}
+		during := stepOf[o.RequestID]
+		if during == "" {
+			during = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\trule %d\t%s\n", during, dest, o.Action, o.Rule, o.Reason)
+	}
+	tw.Flush()
+
 	checks := expectations(r, counts, raised, decisions)
 	fmt.Fprintln(w, "\nExpected outcomes")
 	passed := 0
@@ -189,7 +223,6 @@ func present(w io.Writer, r *result, took time.Duration) bool {
 		}
 		fmt.Fprintf(w, "  %s %s\n", mark, c.what)
 	}
-	fmt.Fprintln(w, "  n/a  an outbound call to a never-seen host raises egress_new_destination: needs protect.Transport, not built yet")
 	verdict := "all expected outcomes happened"
 	if passed < len(checks) {
 		verdict = fmt.Sprintf("%d of %d expected outcomes did NOT happen", len(checks)-passed, len(checks))
@@ -246,9 +279,41 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 			webhookAlerts++
 		}
 	}
+	// The outbound steps: the never-seen host's alert and the refusal of
+	// the next call to it; the metadata call stopped, by the inbound rules
+	// or at dial time.
+	newDest := strings.TrimPrefix(newHost, "http://") + ":80"
+	newAlert, refusedNext := false, false
+	for _, a := range r.logs.alerts {
+		if a.Type == "egress_new_destination" && a.Subject == newDest && strings.HasPrefix(a.Action, "deny_destination") {
+			newAlert = true
+		}
+	}
+	ssrf := map[string]bool{} // request ids
+	for _, o := range r.logs.outbound {
+		if o.Host+":"+fmt.Sprint(o.Port) == newDest && o.Rule == 100994 && o.Action == "block" {
+			refusedNext = true
+		}
+		if o.Reason == "instance metadata" && o.Action == "block" {
+			ssrf[o.RequestID] = true
+		}
+	}
+	metadataStopped := false
+	for i, s := range r.steps {
+		if s.name != "SSRF past the rules: metadata webhook" {
+			continue
+		}
+		for _, o := range r.calls[i] {
+			metadataStopped = ssrf[o.requestID] || classify(o, r.logs.enforced) == blocked
+		}
+	}
 	return []check{
-		{"steady traffic from HTTP, SQS, S3 and direct invocations is served, and raises nothing",
-			step("steady traffic from four sources")[served] == sent("steady traffic from four sources") && steadyAlerts == 0},
+		{"steady traffic from HTTP, SQS, S3 and direct invocations is served (orders charged at the payment service), and raises nothing",
+			step("steady traffic from four sources")[served] == sent("steady traffic from four sources") && steadyAlerts == 0 && r.charges >= 10},
+		{"an outbound call to a never-seen host raises egress_new_destination; the policy denies the destination and the wrapper refuses the next call to it",
+			newAlert && refusedNext && step("order webhooks to a never-seen host")[served] == 2},
+		{"a webhook at the instance metadata written 169.254.43518 (the inbound rules miss it) never leaves: refused at dial time",
+			metadataStopped},
 		{"every injection attempt is blocked, on every source",
 			step("injection attempts, one per source")[blocked] == sent("injection attempts, one per source")},
 		{"a client that keeps attacking is an attacker; its IP is blocked and its clean request refused, while others are served",
@@ -261,9 +326,21 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 			action("attack_wave", "quarantine until") && step("attack wave from many addresses")[served] == 0},
 		{"the wrapper refuses every invocation in quarantine, on every source, with the trigger's blocked response",
 			step("quarantine")[quarantine] == sent("quarantine") && decisions["quarantine"] >= sent("quarantine")},
-		{"every alert reaches the webhook, and the extension saw every invocation's report",
-			webhookAlerts == len(r.logs.alerts) && len(r.logs.alerts) > 0 && reports(r) == totalCalls(r)},
+		{"every alert reaches the webhook, and the extension saw every invocation's report with its outbound calls",
+			webhookAlerts == len(r.logs.alerts) && len(r.logs.alerts) > 0 && reports(r) == totalCalls(r) &&
+				shutdownCount(r, "outbound_calls") == r.charges+webhookCalls},
 	}
+}
+
+// webhookCalls are the outbound steps' calls to webhooks: two to the
+// never-seen host, one to the metadata.
+const webhookCalls = 3
+
+func shutdownCount(r *result, field string) int {
+	if n, ok := r.logs.shutdown[field].(float64); ok {
+		return int(n)
+	}
+	return -1
 }
 
 func reports(r *result) int {

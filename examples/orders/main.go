@@ -8,12 +8,25 @@
 // Two routes behave as a real service's do when something downstream goes
 // wrong: GET /orders/report runs a heavy query (about 120 ms), and an
 // order paid by gift card fails while the gift-card service is down.
+//
+// Its outbound calls go through protect.Client(): an order paid by card is
+// charged at the payment service (ORDERS_PAYMENTS_URL; none when unset),
+// and an order with a notify_url gets its confirmation posted there, the
+// customer's webhook — the kind of feature SSRF is made of. lambdarasp
+// records each call for the extension and refuses those its egress rules
+// or the extension's decisions deny.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +35,11 @@ import (
 
 	"github.com/lambdarasp/lambdarasp/protect"
 )
+
+// client makes every outbound call: lambdarasp checks and records them.
+var client = protect.Client()
+
+var logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 
 // errGiftCards is the downstream outage the demo's error burst shows.
 var errGiftCards = errors.New("gift-card service unavailable")
@@ -53,19 +71,77 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	return map[string]string{"status": "done"}, nil // an operator's direct invocation
 }
 
-func api(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func api(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	switch method, path := req.RequestContext.HTTP.Method, req.RawPath; {
 	case method == "GET" && path == "/orders/report":
 		time.Sleep(120 * time.Millisecond) // the heavy query
 		return respond(200, `{"report":"ready"}`), nil
 	case method == "GET":
 		return respond(200, `{"orders":[]}`), nil
-	case method == "POST" && strings.Contains(req.Body, `"payment":"giftcard"`):
-		return events.APIGatewayV2HTTPResponse{}, errGiftCards
 	case method == "POST":
+		var order struct {
+			Payment   string `json:"payment"`
+			NotifyURL string `json:"notify_url"`
+		}
+		if err := json.Unmarshal([]byte(req.Body), &order); err != nil {
+			return respond(400, `{"message":"invalid order"}`), nil
+		}
+		if order.Payment == "giftcard" {
+			return events.APIGatewayV2HTTPResponse{}, errGiftCards
+		}
+		if err := charge(ctx); err != nil {
+			return respond(502, `{"message":"payment failed"}`), nil
+		}
+		notify(ctx, order.NotifyURL)
 		return respond(201, `{"order":"created"}`), nil
 	}
 	return respond(405, `{"message":"method not allowed"}`), nil
+}
+
+// charge charges the order at the payment service.
+func charge(ctx context.Context) error {
+	base := os.Getenv("ORDERS_PAYMENTS_URL")
+	if base == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/charges", strings.NewReader(`{"amount":4200,"currency":"EUR"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("payment service: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// notify posts the order's confirmation to the customer's webhook, best
+// effort: the order stands whether it arrives or not.
+func notify(ctx context.Context, target string) {
+	u, err := url.Parse(target)
+	if target == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader([]byte(`{"order":"created"}`)))
+	if err != nil {
+		return
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		// The host only: the URL's path and query are the customer's.
+		logger.Warn("order webhook not delivered", "host", u.Hostname(), "denied", protect.IsDenied(err))
+		return
+	}
+	resp.Body.Close()
 }
 
 func respond(status int, body string) events.APIGatewayV2HTTPResponse {

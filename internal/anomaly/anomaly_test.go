@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,6 +179,17 @@ func TestEachAnomalyCaught(t *testing.T) {
 				t.Logf("seed %d: caught at injected invocation %d: %s", seed, caught, a.Message)
 			}
 		})
+	}
+}
+
+// A call to a new destination that the wrapper refused says so.
+func TestNewDestinationRefused(t *testing.T) {
+	d := New(Config{EgressLearning: 1})
+	t0 := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	d.Reported(t0, report.Report{RequestID: "r1"})
+	got := d.Reported(t0, report.Report{RequestID: "r2", Outbound: []report.Outbound{{Host: "169.254.169.254", Port: 80, Calls: 1, Errors: 1, Denied: 1}}})
+	if len(got) != 1 || got[0].Values["denied"] != 1 || !strings.HasSuffix(got[0].Message, "refused by the wrapper") {
+		t.Errorf("anomalies %+v", got)
 	}
 }
 

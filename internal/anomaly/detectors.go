@@ -266,9 +266,13 @@ func (d *egressDetector) observe(c *Config, now time.Time, r report.Report) []An
 			d.known[dest] = true
 		}
 		if !learning {
+			msg := fmt.Sprintf("outbound call to %s, never seen while learning", dest)
+			if o.Denied > 0 {
+				msg += "; refused by the wrapper"
+			}
 			out = append(out, Anomaly{Type: NewDestination, Severity: High, At: now, RequestID: r.RequestID, Subject: dest,
-				Values:  map[string]float64{"calls": float64(o.Calls), "errors": float64(o.Errors)},
-				Message: fmt.Sprintf("outbound call to %s, never seen while learning", dest)})
+				Values:  map[string]float64{"calls": float64(o.Calls), "errors": float64(o.Errors), "denied": float64(o.Denied)},
+				Message: msg})
 		}
 	}
 	defer d.calls.add(float64(total))
