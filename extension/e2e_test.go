@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -331,6 +332,60 @@ func TestWithoutExtension(t *testing.T) {
 	}
 	if n := strings.Count(s.logs.String(), "lambdarasp extension not running"); n != 1 {
 		t.Errorf("%d 'not running' lines, want 1", n)
+	}
+}
+
+// Outbound calls end to end: the function calls out through
+// protect.Client(); the extension receives the calls in the wrapper's
+// reports, learns the destinations of the first 50, raises
+// egress_new_destination for a new one, and its policy's deny_destination
+// makes the wrapper refuse the next call there, while the known
+// destination still works.
+func TestEgressEndToEnd(t *testing.T) {
+	var knownHits, newHits atomic.Int32
+	known := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { knownHits.Add(1) }))
+	defer known.Close()
+	fresh := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { newHits.Add(1) }))
+	defer fresh.Close()
+	port := func(s *httptest.Server) string { return fmt.Sprint(s.Listener.Addr().(*net.TCPAddr).Port) }
+
+	s := newSetup(t, `{"version":1,"rules":[{"anomaly":"egress_new_destination","action":"deny_destination","ttl":"1h"}]}`, true)
+	s.env = append(s.env, "LAMBDARASP_EGRESS_INTERNAL=127.0.0.1") // the test's servers
+	em := s.start(t)
+	const learning = 50
+	for range learning {
+		expect(t, "call to the known destination", status(t, em, event(t, clean, "198.51.100.1", "/call/"+port(known))), 200)
+	}
+	expect(t, "first call to a new destination", status(t, em, event(t, clean, "198.51.100.1", "/call/"+port(fresh))), 200)
+	expect(t, "second call to it, denied by the decision", status(t, em, event(t, clean, "198.51.100.1", "/call/"+port(fresh))), 502)
+	expect(t, "the known destination, still", status(t, em, event(t, clean, "198.51.100.1", "/call/"+port(known))), 200)
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if knownHits.Load() != learning+1 || newHits.Load() != 1 {
+		t.Errorf("the known destination got %d calls, the new one %d; want %d and 1", knownHits.Load(), newHits.Load(), learning+1)
+	}
+	dest := "127.0.0.1:" + port(fresh)
+	d, err := decision.Read(s.decisions)
+	if err != nil || len(d.DeniedDestinations) != 1 || d.DeniedDestinations[0].Host != "127.0.0.1" || fmt.Sprint(d.DeniedDestinations[0].Port) != port(fresh) {
+		t.Errorf("decisions file: %+v, %v", d, err)
+	}
+	logs := s.logs.String()
+	for _, want := range []string{
+		`"AnomalyType":"egress_new_destination"`, `"subject":"` + dest + `"`, `"action":"deny_destination ` + dest, // the extension's alert
+		`"msg":"lambdarasp outbound finding"`, `"rule":100994`, `"host":"127.0.0.1","port":` + port(fresh), // the wrapper's refusal
+		`"outbound_calls":53`, // every call reached the extension in a report, the refused one too
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log stream lacks %s", want)
+		}
+	}
+	if n := strings.Count(logs, `"AnomalyType":"egress_new_destination"`); n != 1 {
+		t.Errorf("%d egress_new_destination alerts, want 1", n)
+	}
+	if got := s.hook.received(); !strings.Contains(got, `"type":"egress_new_destination"`) {
+		t.Errorf("webhook received %q", got)
 	}
 }
 
