@@ -780,3 +780,27 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// The README's recipe for code that uses http.DefaultTransport (http.Get,
+// http.DefaultClient): replace it at init.
+func TestDefaultTransportRecipe(t *testing.T) {
+	srv := newServer(t, nil)
+	useOutbound(t, nil, nil, WithEgressInternal("127.0.0.1"))
+	saved := http.DefaultTransport
+	defer func() { http.DefaultTransport = saved }()
+	http.DefaultTransport = Transport(http.DefaultTransport)
+	if Transport(nil) != http.DefaultTransport {
+		t.Error("Transport(nil) wraps the wrapped DefaultTransport again")
+	}
+	if _, err := http.Get("http://169.254.169.254/latest/meta-data/"); !IsDenied(err) {
+		t.Errorf("http.Get to the metadata: %v", err)
+	}
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c := takeCarry(); len(c.calls) != 2 || c.calls[1].Status != 200 {
+		t.Errorf("recorded %+v", c)
+	}
+}
