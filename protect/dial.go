@@ -43,7 +43,10 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 	start := time.Now()
 	inv, phase := attribute(ctx)
 	host := egress.Host(h)
-	port, _ := strconv.Atoi(p)
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		port, _ = net.DefaultResolver.LookupPort(ctx, network, p) // "http", "postgresql"
+	}
 	r := callRecord{host: host, port: port, scheme: network}
 	flagged := false
 	if e := c.precheck(ctx, inv, host, port, start); e != nil {

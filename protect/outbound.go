@@ -208,7 +208,9 @@ func (c *outboundConfig) dial(ctx context.Context, network, address string, inne
 		return nil, d, err
 	}
 	if d.port, err = strconv.Atoi(portText); err != nil {
-		return nil, d, fmt.Errorf("protect: port %q: %w", portText, err)
+		if d.port, err = net.DefaultResolver.LookupPort(ctx, network, portText); err != nil {
+			return nil, d, fmt.Errorf("protect: port %q: %w", portText, err)
+		}
 	}
 	d.host = egress.Host(h)
 	var one [1]netip.Addr

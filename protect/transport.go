@@ -146,6 +146,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	inv, phase := attribute(ctx)
 	host := egress.Host(req.URL.Hostname())
+	if host == "" {
+		return t.base.RoundTrip(req) // no destination: the base refuses it
+	}
 	port := urlPort(req.URL)
 	_, literal := egress.Literal(host)
 	r := callRecord{host: host, port: port, scheme: req.URL.Scheme, call: report.Call{Method: req.Method}}

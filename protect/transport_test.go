@@ -409,6 +409,32 @@ func TestDetectMode(t *testing.T) {
 	}
 }
 
+// In detect mode a name that resolves to an internal address is found at
+// dial time, and every call over that connection is reported, not only
+// the one that dialed it.
+func TestDetectModeAtDial(t *testing.T) {
+	srv := newServer(t, nil)
+	dns := newDNS(t, map[string][]string{"local.test": {"127.0.0.1"}})
+	var logs bytes.Buffer
+	useOutbound(t, &logs, nil, WithEgressMode(Detect), withResolver(dns))
+	rt := Transport(nil)
+	for range 3 {
+		if status, err := get(t, rt, context.Background(), "http://local.test:"+srv.port+"/"); err != nil || status != 200 {
+			t.Fatalf("%d, %v", status, err)
+		}
+	}
+	if dns.lookups("local.test") != 1 {
+		t.Errorf("%d lookups for 3 calls over one kept-alive connection", dns.lookups("local.test"))
+	}
+	c := takeCarry()
+	if len(c.dests) != 1 || c.dests[0].Calls != 3 || c.dests[0].Denied != 3 || c.dests[0].Addr != "127.0.0.1" || !c.detected || c.refused {
+		t.Errorf("recorded %+v", c)
+	}
+	if n := strings.Count(logs.String(), `"action":"detect"`); n != 3 || !strings.Contains(logs.String(), `"host":"local.test"`) {
+		t.Errorf("%d detect lines, want 3:\n%s", n, logs.String())
+	}
+}
+
 // callOut is a handler that runs f with its context.
 type callOut func(ctx context.Context)
 
