@@ -197,3 +197,35 @@ func TestBatchSharesAnswers(t *testing.T) {
 		t.Errorf("repeated attack in a batch: %+v and %+v, alone: %+v", got[1].Matches, got[3].Matches, alone.Matches)
 	}
 }
+
+// Rule 100110 catches the metadata addresses in every spelling inet_aton
+// accepts (what curl and libc dial), and not their neighbours.
+func TestMetadataSpellings(t *testing.T) {
+	e := testEngine(t)
+	hits := func(v string) bool {
+		res := e.NewBatch().Record(&source.Record{Fields: []source.Field{{Name: "body.url", Value: "http://" + v + "/latest/meta-data/"}}})
+		for _, m := range res.Matches {
+			if m.Rule == 100110 {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range []string{
+		"169.254.169.254", "0251.0376.0251.0376", "0xa9.0xfe.0xa9.0xfe", "0xA9.254.0251.0xFE", "00251.0x00fe.169.254",
+		"169.254.43518", "169.254.0124776", "169.254.0xa9fe", "0xa9.0376.43518",
+		"169.16689662", "169.077524776", "0251.0xfea9fe",
+		"2852039166", "025177524776", "0xa9fea9fe", "0x00A9FEA9FE",
+		"169.254.170.2", "0xa9.0xfe.0xaa.0x2", "169.254.43522", "169.16689666", "2852039170", "0xa9feaa02",
+		"[::ffff:a9fe:a9fe]", "[::ffff:169.254.169.254]", "[fd00:ec2::254]",
+	} {
+		if !hits(v) {
+			t.Errorf("%s: not caught by 100110", v)
+		}
+	}
+	for _, v := range []string{"169.254.169.25", "169.254.170.20", "169.254.435", "28520391661", "12852039166", "169.254.1.1"} {
+		if hits(v) {
+			t.Errorf("%s: caught by 100110, but it is not a metadata address", v)
+		}
+	}
+}
