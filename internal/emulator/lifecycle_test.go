@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -458,17 +459,21 @@ func TestInitFailures(t *testing.T) {
 		message   string
 		status    string
 		function  bool // the function process started
+		// alsoMessage is a second failure the platform may see first: a
+		// recorder whose registration the crash closed exits 1 (seen once
+		// in ~60 runs on a loaded machine).
+		alsoMessage string
 	}{
 		{"extension crashes before registering", []string{"crasher"}, []string{"EXT_CRASHER_CRASH=before-register"},
-			"Extension.Crash", "extension crasher exited: exit status 3", "error", false},
+			"Extension.Crash", "extension crasher exited: exit status 3", "error", false, ""},
 		{"extension crashes after registering", []string{"crasher", "recorder"}, []string{"EXT_CRASHER_CRASH=after-register"},
-			"Extension.Crash", "extension crasher exited: exit status 3", "error", false},
+			"Extension.Crash", "extension crasher exited: exit status 3", "error", false, "extension recorder exited: exit status 1"},
 		{"extension reports an init error", []string{"broken"}, []string{"EXT_BROKEN_INIT_ERROR=Extension.ConfigInvalid"},
-			"Extension.InitError", "extension broken: Extension.ConfigInvalid: cannot start", "error", false},
+			"Extension.InitError", "extension broken: Extension.ConfigInvalid: cannot start", "error", false, ""},
 		{"function exits during init", []string{"recorder"}, []string{"FN_INIT_EXIT=2"},
-			"Runtime.ExitError", "Runtime exited with error: exit status 2", "error", true},
+			"Runtime.ExitError", "Runtime exited with error: exit status 2", "error", true, ""},
 		{"extension never registers", []string{"sleeper"}, []string{"EXT_SLEEPER_HANG=before-register"},
-			"Sandbox.Timedout", "init timed out after 0.30 seconds", "timeout", false},
+			"Sandbox.Timedout", "init timed out after 0.30 seconds", "timeout", false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -480,7 +485,8 @@ func TestInitFailures(t *testing.T) {
 			}
 			var doc errorDocument
 			if err := json.Unmarshal(res.Payload, &doc); err != nil || doc.ErrorType != c.errorType ||
-				doc.ErrorMessage != "RequestId: "+res.RequestID+" Error: "+c.message {
+				doc.ErrorMessage != "RequestId: "+res.RequestID+" Error: "+c.message &&
+					!(c.alsoMessage != "" && doc.ErrorMessage == "RequestId: "+res.RequestID+" Error: "+c.alsoMessage) {
 				t.Errorf("payload %s", res.Payload)
 			}
 			_ = em.Close()
@@ -508,13 +514,14 @@ func TestInitFailures(t *testing.T) {
 				assertFields(t, body(t, find(records, recordInitRuntimeDone)[0]), map[string]any{"status": "error", "errorType": "Runtime.ExitError"})
 			}
 			if slices.Contains(c.exts, "recorder") {
-				// Every init the recorder registered in (it may lose the
-				// race with a crash) ended with SHUTDOWN failure.
+				// Every init the recorder registered in ended with SHUTDOWN
+				// failure. It may lose the race with a crash: its
+				// registration is then refused (403), and it gets nothing.
 				var registered int
 				var reasons []any
 				ns := notes(t, out, "recorder")
 				for _, n := range ns {
-					if n.Kind == "register" {
+					if n.Kind == "register" && n.Status == http.StatusOK {
 						registered++
 					}
 				}
