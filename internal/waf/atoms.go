@@ -543,6 +543,25 @@ var foldsToASCII = func() map[rune]byte {
 	return m
 }()
 
+// atomFilter tells whether a value, as the gate scans it, shows one of a
+// set of atoms: the test that atoms are a necessary condition for.
+type atomFilter struct {
+	m     *acMatcher
+	strip bool // the atoms are of the value with evasionChars deleted
+}
+
+func newAtomFilter(set []string, strip bool) *atomFilter {
+	return &atomFilter{m: newACMatcher(set), strip: strip}
+}
+
+func (f *atomFilter) shows(s string) bool {
+	lower, folded := scanTexts(s)
+	if f.strip {
+		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
+	}
+	return f.m.found(lower) || folded != "" && f.m.found(folded)
+}
+
 // scanTexts are the forms of a value the atoms are looked for in: ASCII
 // letters lowercased; and, when the value has them, also with the
 // non-ASCII fold forms of ASCII letters replaced by those letters (the

@@ -54,13 +54,13 @@ type gateSel struct {
 	phase  int
 	v      ruleVar
 	chains []gateChain
-	// keyAtoms, for a variable selected by a key regex, are atoms one of
-	// which every key the regex matches contains (nil: none known).
-	keyAtoms []string
+	// keyAtoms, for a variable selected by a key regex, finds the atoms
+	// one of which every key the regex matches contains (nil: none known).
+	keyAtoms *atomFilter
 }
 
 type gateChain struct {
-	id      int  // index in gateIndex.chains: the transformation cache key
+	id      int  // index in gateIndex.chains
 	multi   bool // multiMatch: the operator sees the value after each step
 	trigger uint16
 	rules   bitset // rules of this selection with this chain
@@ -106,6 +106,7 @@ func (p *plan) buildGate(index *atomIndex) {
 			}
 			ix.chains = append(ix.chains, chain)
 		}
+		ra := index.of(r)
 		for vi := range r.vars {
 			sk := selectionKey(r.phase, &r.vars[vi])
 			si, ok := selOf[sk]
@@ -114,7 +115,9 @@ func (p *plan) buildGate(index *atomIndex) {
 				selOf[sk] = si
 				sel := gateSel{phase: r.phase, v: r.vars[vi]}
 				if rx := sel.v.keyRx; rx != nil {
-					sel.keyAtoms, _ = atoms(rx.String())
+					if set, ok := atoms(rx.String()); ok {
+						sel.keyAtoms = newAtomFilter(set, false)
+					}
 				}
 				ix.sels = append(ix.sels, sel)
 			}
@@ -131,19 +134,14 @@ func (p *plan) buildGate(index *atomIndex) {
 					rules: make(bitset, ix.words), always: make(bitset, ix.words)})
 			}
 			sel.chains[ci].rules.set(gi)
+			if !ra.ok {
+				sel.chains[ci].always.set(gi)
+			}
 		}
 		if strings.Contains(r.opData, "%{") {
 			ix.volatile.set(gi)
 		}
-		ra := index.of(r)
 		if !ra.ok {
-			for si := range ix.sels {
-				for ci := range ix.sels[si].chains {
-					if ch := &ix.sels[si].chains[ci]; ch.rules.has(gi) {
-						ch.always.set(gi)
-					}
-				}
-			}
 			continue
 		}
 		posting := &ix.posting[ra.mode]
@@ -293,8 +291,8 @@ type fieldValues struct {
 // strCache holds what the gate learns about strings, keyed by content,
 // since events repeat values (array items, batch records): per distinct
 // string, its byte features, the gate rules whose atoms it contains, the
-// rules already evaluated on it and those that matched; per distinct
-// value and chain, the transformed value. An operator's answer depends
+// rules already evaluated on it and those that matched, and what each
+// transformation step makes of it. An operator's answer depends
 // only on the rule and the string — except for an argument with macros
 // (plan.ix.volatile), which is evaluated again for each transaction — so
 // a cache serves every record of one event.
@@ -361,26 +359,15 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 	return dst
 }
 
-// anyKeyShows reports whether a key of the variable's collection contains
-// one of atoms, as a key regex sees it: Coraza matches the regex on the
-// key as stored, which is the key or (in case-insensitive collections)
-// its strings.ToLower; both are checked.
-func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms []string) bool {
+// anyKeyShows reports whether a key of the variable's collection shows one
+// of the atoms, as a key regex sees it: Coraza matches the regex on the key
+// as stored, which is the key or (in case-insensitive collections) its
+// strings.ToLower; both are checked.
+func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms *atomFilter) bool {
 	fv := g.query(&ruleVar{v: v})
 	for _, m := range fv.ms {
 		k := m.Key()
-		if showsAtom(k, atoms) || showsAtom(strings.ToLower(k), atoms) {
-			return true
-		}
-	}
-	return false
-}
-
-// showsAtom reports whether the gate's scan of s finds one of atoms.
-func showsAtom(s string, atoms []string) bool {
-	lower, folded := scanTexts(s)
-	for _, a := range atoms {
-		if strings.Contains(frame+lower+frame, a) || folded != "" && strings.Contains(frame+folded+frame, a) {
+		if atoms.shows(k) || atoms.shows(strings.ToLower(k)) {
 			return true
 		}
 	}

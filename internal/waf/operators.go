@@ -59,8 +59,7 @@ type rxPattern struct {
 	re    *regexp.Regexp
 	bin   *binaryregexp.Regexp
 	err   error
-	atoms *acMatcher // nil: no atoms, or matched byte-wise
-	strip bool       // the atoms are of the value with evasionChars deleted
+	atoms *atomFilter // nil: no atoms, or matched byte-wise
 }
 
 // fastFS marks the root file system of the fast engine's WAF: operators
@@ -108,22 +107,9 @@ func (p *rxPattern) compile() {
 			return
 		}
 		if set, ok, deleted := patternAtoms(p.args); ok {
-			p.atoms, p.strip = newACMatcher(set), deleted
+			p.atoms = newAtomFilter(set, deleted)
 		}
 	})
-}
-
-// mayMatch reports whether value shows one of the pattern's atoms, as the
-// gate's scan sees it; true when the pattern has none.
-func (p *rxPattern) mayMatch(value string) bool {
-	if p.atoms == nil {
-		return true
-	}
-	lower, folded := scanTexts(value)
-	if p.strip {
-		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
-	}
-	return p.atoms.found(lower) || folded != "" && p.atoms.found(folded)
 }
 
 func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
@@ -134,7 +120,7 @@ func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		// Not reachable: only patterns TestAtomTable compiled are
 		// deferred. Fail closed rather than let the rule never match.
 		return true
-	case o.filter && !p.mayMatch(value):
+	case o.filter && p.atoms != nil && !p.atoms.shows(value):
 		return false
 	case p.bin != nil:
 		if !tx.Capturing() {

@@ -50,9 +50,10 @@ type plan struct {
 	ix      gateIndex
 	// gateOf[i] is the index in gate of the rule at index i, or -1.
 	gateOf []int
-	// probe evaluates the rules settled by probing (settle.go); nil when
-	// there are none.
-	probe coraza.WAF
+	// probe evaluates the rules settled by probing (settle.go), whose
+	// indexes in gate are probed; nil when there are none.
+	probe  coraza.WAF
+	probed []int
 }
 
 type gateRule struct {
@@ -372,20 +373,20 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 	}
 	p.buildGate(atoms)
 	var probed []*compiledRule
-	for _, g := range p.gate {
+	for gi, g := range p.gate {
 		if g.settle == settleProbe {
 			probed = append(probed, g.r)
+			p.probed = append(p.probed, gi)
 		}
 	}
 	if len(probed) > 0 {
 		if probe, err := newProbe(probed); err == nil {
 			p.probe = probe
 		} else {
-			for i := range p.gate {
-				if p.gate[i].settle == settleProbe {
-					p.gate[i].settle = settleNone
-				}
+			for _, gi := range p.probed {
+				p.gate[gi].settle = settleNone
 			}
+			p.probed = nil
 		}
 	}
 	return p

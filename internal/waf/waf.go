@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -165,13 +166,9 @@ func (e *Engine) Request(r *source.Request) Result {
 func (e *Engine) probeRequest(r *source.Request, cand []int) types.Transaction {
 	p := e.http
 	tx := p.probe.NewTransaction()
-	isCand := map[int]bool{}
-	for _, c := range cand {
-		isCand[p.gate[c].r.id] = true
-	}
-	for _, g := range p.gate {
-		if g.settle == settleProbe && !isCand[g.r.id] {
-			tx.(ruleRemover).RemoveRuleByID(g.r.id)
+	for _, gi := range p.probed {
+		if !slices.Contains(cand, gi) {
+			tx.(ruleRemover).RemoveRuleByID(p.gate[gi].r.id)
 		}
 	}
 	prefill(tx, p.static)
