@@ -1,11 +1,13 @@
 // Package waf runs Coraza with the lambdarasp rule set over the requests and
 // records that package source extracts from Lambda events.
 //
-// An Engine is built once (it parses and compiles every rule: the expensive
-// part of a cold start) and is safe for concurrent use. Each Request or
-// Record call first asks the fast path (plan.go, gate.go) which rules could
-// match; Coraza then runs with only those, or not at all when none can or
-// the only ones that can cannot change the result (settle.go).
+// An Engine is built once (it parses the rules: the expensive part of a
+// cold start; their operators compile on first use, operators.go) and is
+// safe for concurrent use. Each Engine.Request, and each Batch.Record for
+// the records of one event, first asks the fast path (plan.go, gate.go)
+// which rules could match; Coraza then runs with only those, or not at all
+// when none can or the only ones that can cannot change the result
+// (settle.go).
 package waf
 
 import (
