@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/lambdarasp/lambdarasp/internal/decision"
 	"github.com/lambdarasp/lambdarasp/internal/emulator"
+	"github.com/lambdarasp/lambdarasp/internal/testbin"
 )
 
 // The real binaries: the extension as the layer ships it
@@ -41,20 +41,11 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	if err := testbin.Build(dir, "./testdata/function", "../cmd/lambdarasp-extension"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	functionBin = filepath.Join(dir, "function")
-	extensionBin = filepath.Join(dir, "lambdarasp")
-	for _, b := range [][2]string{{functionBin, "./testdata/function"}, {extensionBin, "../cmd/lambdarasp-extension"}} {
-		cmd := exec.Command(goCmd, "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b[1], err, out)
-			return 1
-		}
-	}
+	functionBin, extensionBin = filepath.Join(dir, "function"), filepath.Join(dir, "lambdarasp-extension")
 	return m.Run()
 }
 

@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lambdarasp/lambdarasp/internal/testbin"
 )
 
 // The emulator's test function (an aws-lambda-go lambda.Start main) and
@@ -32,15 +32,8 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goCmd, "build", "-o", dir+string(filepath.Separator),
-		"../../internal/emulator/testdata/function", "../../internal/emulator/testdata/extension")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the test function and extension: %v\n%s", err, b)
+	if err := testbin.Build(dir, "../../internal/emulator/testdata/function", "../../internal/emulator/testdata/extension"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	functionBin, extensionBin = filepath.Join(dir, "function"), filepath.Join(dir, "extension")

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lambdarasp/lambdarasp/internal/testbin"
 )
 
 // The binaries TestMain builds: testdata/function (an unmodified
@@ -35,26 +35,12 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "bin")
-	if err := buildTestBinaries(bin); err != nil {
+	if err := testbin.Build(bin, "./testdata/function", "./testdata/extension", "./testdata/protected"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	functionBin, extensionBin, protectedBin = filepath.Join(bin, "function"), filepath.Join(bin, "extension"), filepath.Join(bin, "protected")
 	return m.Run()
-}
-
-// buildTestBinaries builds the test programs with one go build.
-func buildTestBinaries(out string) error {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goCmd, "build", "-o", out+string(filepath.Separator), "./testdata/function", "./testdata/extension", "./testdata/protected")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the test function and extension: %v\n%s", err, b)
-	}
-	return nil
 }
 
 // extensionsDir returns a new extensions directory holding the test
