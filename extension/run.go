@@ -241,8 +241,8 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 	if x.source != nil && x.source.due(x.cfg.Now()) {
 		x.pollPolicy(ctx, pollTimeout)
 	}
-	if x.expire(x.cfg.Now()) {
-		x.publish(x.cfg.Now())
+	if now := x.cfg.Now(); x.decisions.Expire(now) {
+		x.publish(now)
 	}
 	if x.hook != nil && len(x.hook.queue) > 0 {
 		dl := time.Now().Add(invokeBudget)
@@ -366,15 +366,6 @@ func (x *ext) handle(as []anomaly.Anomaly, now time.Time) {
 	if changed {
 		x.publish(now)
 	}
-}
-
-// expire drops the decisions that have ended and reports whether any did.
-func (x *ext) expire(now time.Time) bool {
-	d := &x.decisions
-	before := len(d.BlockedIPs) + len(d.DeniedDestinations)
-	hadQuarantine := d.Quarantine != nil
-	d.Expire(now)
-	return hadQuarantine != (d.Quarantine != nil) || before != len(d.BlockedIPs)+len(d.DeniedDestinations)
 }
 
 // finish is the end of the environment: the reports and telemetry still

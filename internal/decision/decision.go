@@ -56,14 +56,16 @@ type Destination struct {
 }
 
 // Expire drops the decisions that have ended by now and reports whether
-// any is left.
+// it dropped any: whether the file needs writing again.
 func (d *Decisions) Expire(now time.Time) bool {
-	if d.Quarantine != nil && !now.Before(d.Quarantine.Until) {
+	n := len(d.BlockedIPs) + len(d.DeniedDestinations)
+	q := d.Quarantine != nil
+	if q && !now.Before(d.Quarantine.Until) {
 		d.Quarantine = nil
 	}
 	d.BlockedIPs = keep(d.BlockedIPs, func(b BlockedIP) bool { return now.Before(b.Until) })
 	d.DeniedDestinations = keep(d.DeniedDestinations, func(x Destination) bool { return now.Before(x.Until) })
-	return d.Quarantine != nil || len(d.BlockedIPs) > 0 || len(d.DeniedDestinations) > 0
+	return q != (d.Quarantine != nil) || n != len(d.BlockedIPs)+len(d.DeniedDestinations)
 }
 
 func keep[T any](s []T, ok func(T) bool) []T {

@@ -73,14 +73,20 @@ func blocked(a *Active, ip string, now time.Time) bool { _, ok := a.IPBlocked(ip
 
 func TestExpire(t *testing.T) {
 	d := sample()
-	if !d.Expire(t0.Add(2 * time.Minute)) {
-		t.Fatal("Expire says nothing is left")
+	if d.Expire(t0) {
+		t.Error("Expire dropped something at t0")
 	}
-	if len(d.BlockedIPs) != 1 || d.Quarantine == nil {
-		t.Errorf("after 2 minutes: %+v", d)
+	if !d.Expire(t0.Add(2*time.Minute)) || len(d.BlockedIPs) != 1 || d.Quarantine == nil {
+		t.Errorf("after 2 minutes: %+v; want one blocked IP dropped", d)
 	}
-	if d.Expire(t0.Add(2 * time.Hour)) {
-		t.Errorf("after 2 hours something is left: %+v", d)
+	if !d.Expire(t0.Add(10*time.Minute)) || d.Quarantine != nil || len(d.BlockedIPs) != 1 {
+		t.Errorf("after 10 minutes: %+v; want the quarantine dropped", d)
+	}
+	if !d.Expire(t0.Add(2*time.Hour)) || d.BlockedIPs != nil || d.DeniedDestinations != nil {
+		t.Errorf("after 2 hours: %+v; want all dropped", d)
+	}
+	if d.Expire(t0.Add(3 * time.Hour)) {
+		t.Error("Expire dropped something from nothing")
 	}
 }
 

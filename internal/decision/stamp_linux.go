@@ -10,8 +10,9 @@ type stamp struct {
 	dev, ino, size, sec, nsec int64
 }
 
-// statFile stats path without allocating; ok is false when it does not
-// exist (or cannot be seen).
+// statFile stats path with one small allocation (the path as a C string;
+// os.Stat makes a FileInfo besides); ok is false when it does not exist
+// (or cannot be seen).
 func statFile(path string) (stamp, bool) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
