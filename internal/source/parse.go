@@ -124,7 +124,7 @@ func (p *parser) jsonBody(r *Request) {
 func (p *parser) text(v string, start, end int) Event {
 	r := Record{Start: start, End: end}
 	p.b.begin()
-	p.b.add("payload", v)
+	p.b.addKey("payload", v)
 	p.b.end(&r)
 	return Event{Kind: Direct, Records: []Record{r}}
 }

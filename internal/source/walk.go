@@ -24,8 +24,8 @@ type builder struct {
 	stack  []frame
 	buf    []byte // base64 scratch
 
-	// The names built in the name buffer for the current record's fields,
-	// end to end, and where each ends (-1 for a field named by a constant).
+	// The names of the current record's fields, end to end, and where each
+	// ends.
 	names []byte
 	ends  []int
 	// nameBudget is how many more bytes of names the event may build. A
@@ -66,31 +66,19 @@ func (b *builder) end(r *Record) {
 		return
 	}
 	fs := b.fields[b.start:n:n]
-	if len(b.names) > 0 {
-		names := string(b.names)
-		from := 0
-		for i, to := range b.ends {
-			if to >= 0 {
-				fs[i].Name = names[from:to]
-				from = to
-			}
-		}
+	names := string(b.names)
+	from := 0
+	for i, to := range b.ends {
+		fs[i].Name = names[from:to]
+		from = to
 	}
 	r.Fields = fs
 	r.Violations = b.viol
 }
 
-// add appends one field named name, enforcing MaxFields and MaxValueBytes.
-func (b *builder) add(name, value string) {
-	if b.admit(name, nil, &value) {
-		b.fields = append(b.fields, Field{Name: name, Value: value})
-		b.ends = append(b.ends, -1)
-	}
-}
-
 // addHere appends one field named by the name buffer.
 func (b *builder) addHere(value string) {
-	if b.admit("", b.name, &value) {
+	if b.admit(&value) {
 		b.fields = append(b.fields, Field{Value: value})
 		b.names = append(b.names, b.name...)
 		b.nameBudget -= len(b.name)
@@ -99,18 +87,15 @@ func (b *builder) addHere(value string) {
 }
 
 // admit enforces MaxFields and MaxValueBytes on the field about to be added,
-// named name or, if that is empty, buf: it reports whether to add it and
-// truncates *value if need be.
-func (b *builder) admit(name string, buf []byte, value *string) bool {
+// named by the name buffer: it reports whether to add it and truncates
+// *value if need be.
+func (b *builder) admit(value *string) bool {
 	if b.full {
 		return false
 	}
-	if len(b.fields)-b.start >= b.lim.MaxFields || len(buf) > b.nameBudget {
+	if len(b.fields)-b.start >= b.lim.MaxFields || len(b.name) > b.nameBudget {
 		b.full = true
-		if name == "" {
-			name = string(buf)
-		}
-		b.violate(BoundFields, name)
+		b.violate(BoundFields, string(b.name))
 		return false
 	}
 	if b.fields == nil {
@@ -121,10 +106,7 @@ func (b *builder) admit(name string, buf []byte, value *string) bool {
 	}
 	if len(*value) > b.lim.MaxValueBytes {
 		*value = (*value)[:b.lim.MaxValueBytes]
-		if name == "" {
-			name = string(buf)
-		}
-		b.violate(BoundValue, name)
+		b.violate(BoundValue, string(b.name))
 	}
 	return true
 }
