@@ -16,7 +16,7 @@ func (p *parser) dynamodb(rec gjson.Result) (id string) {
 			}
 		case "Keys", "NewImage", "OldImage":
 			m := b.push(k.Str)
-			// Records, record, dynamodb and the image itself.
+			// The image sits inside the event, Records, the record and dynamodb.
 			p.item(v, 4)
 			b.pop(m)
 		}
@@ -30,16 +30,7 @@ func (p *parser) dynamodb(rec gjson.Result) (id string) {
 // values, which sits inside depth containers.
 func (p *parser) item(obj gjson.Result, depth int) {
 	b := &p.b
-	if !obj.IsObject() {
-		b.walk(obj.Raw, depth)
-		return
-	}
-	if depth+1 > b.lim.MaxDepth {
-		b.violate(BoundDepth, string(b.name))
-		return
-	}
-	if !hasMember(obj) {
-		b.addHere("")
+	if !b.open(obj, obj.IsObject(), depth) {
 		return
 	}
 	obj.ForEach(func(k, v gjson.Result) bool {
@@ -59,16 +50,7 @@ func (p *parser) item(obj gjson.Result, depth int) {
 // typed recurses once per level of the item, at most MaxDepth times.
 func (p *parser) typed(v gjson.Result, depth int) {
 	b := &p.b
-	if !v.IsObject() {
-		b.walk(v.Raw, depth)
-		return
-	}
-	if depth+1 > b.lim.MaxDepth {
-		b.violate(BoundDepth, string(b.name))
-		return
-	}
-	if !hasMember(v) {
-		b.addHere("")
+	if !b.open(v, v.IsObject(), depth) {
 		return
 	}
 	depth++ // inside the type object
@@ -97,16 +79,7 @@ func (p *parser) typed(v gjson.Result, depth int) {
 // containers.
 func (p *parser) list(typ string, arr gjson.Result, depth int) {
 	b := &p.b
-	if !arr.IsArray() {
-		b.walk(arr.Raw, depth)
-		return
-	}
-	if depth+1 > b.lim.MaxDepth {
-		b.violate(BoundDepth, string(b.name))
-		return
-	}
-	if !hasMember(arr) {
-		b.addHere("")
+	if !b.open(arr, arr.IsArray(), depth) {
 		return
 	}
 	i := 0
@@ -124,6 +97,25 @@ func (p *parser) list(typ string, arr gjson.Result, depth int) {
 		i++
 		return !b.full
 	})
+}
+
+// open reports whether the container v, which sits inside depth containers,
+// is to be read member by member, as walk would: not when it is too deep (a
+// BoundDepth violation) or empty (one empty value, so its name is seen).
+// expected is false when v is not the container the item's shape calls for;
+// v is then walked as plain JSON, so nothing in it escapes inspection.
+func (b *builder) open(v gjson.Result, expected bool, depth int) bool {
+	switch {
+	case !expected:
+		b.walk(v.Raw, depth)
+	case depth+1 > b.lim.MaxDepth:
+		b.violate(BoundDepth, string(b.name))
+	case !hasMember(v):
+		b.addHere("")
+	default:
+		return true
+	}
+	return false
 }
 
 // hasMember reports whether the object or array v is not empty.
