@@ -81,13 +81,13 @@ func (a Anomaly) Key() string {
 type Config struct {
 	Warmup int // 20: invocations (or samples) learned before duration, memory and rate detectors judge
 
-	DurationSlowOf     int           // 3: slow invocations among the last DurationWindow that fire
-	DurationWindow     int           // 5
+	DurationSlowOf     int           // 4: slow invocations among the last DurationWindow that fire
+	DurationWindow     int           // 6
 	DurationMADs       float64       // 6: robust z-score above the median
 	DurationFactor     float64       // 2: and at least this many times the median
 	DurationFloorMs    float64       // 5: and at least this many ms above the median
 	ErrorWindow        int           // 20: invocations in the error-rate window
-	ErrorFloor         int           // 5: errors in the window, at the least, that fire
+	ErrorFloor         int           // 6: errors in the window, at the least, that fire
 	ErrorFactor        float64       // 3: times the learned error rate
 	MemoryGrowthMB     int           // 16: MB above the learned level, at the least
 	MemoryGrowthFactor float64       // 1.25: and this many times the learned level
@@ -120,7 +120,7 @@ func (c *Config) defaults() {
 	setFloat(&c.RateFloor, 1)
 	setInt(&c.WaveBlocked, 10)
 	setDuration(&c.WaveWindow, time.Minute)
-	setInt(&c.AttackerBlocked, 5)
+	setInt(&c.AttackerBlocked, defaultAttackerBlocked)
 	setDuration(&c.AttackerWindow, 10*time.Minute)
 	setInt(&c.EgressLearning, 50)
 	setFloat(&c.EgressCallFactor, 3)
@@ -181,10 +181,10 @@ func New(cfg Config) *Detector {
 // make an attacker (n ≤ 0: the default), keeping everything learned.
 func (d *Detector) SetAttackerBlocked(n int) {
 	d.cfg.AttackerBlocked = n
-	if n <= 0 {
-		d.cfg.AttackerBlocked = 5
-	}
+	setInt(&d.cfg.AttackerBlocked, defaultAttackerBlocked)
 }
+
+const defaultAttackerBlocked = 5
 
 // Invoked observes the start of an invocation (the INVOKE event).
 func (d *Detector) Invoked(now time.Time, requestID string) []Anomaly {

@@ -111,39 +111,40 @@ func TestSteadyTrafficRaisesNothing(t *testing.T) {
 // after 100 invocations of steady traffic.
 func TestEachAnomalyCaught(t *testing.T) {
 	cases := []struct {
-		want    Type
-		wrapper bool
-		inject  func(i int, inv *invocation)
+		want     Type
+		severity Severity
+		wrapper  bool
+		inject   func(i int, inv *invocation)
 	}{
-		{Duration, true, func(_ int, inv *invocation) { inv.durationMs *= 5 }},
-		{Duration, false, func(_ int, inv *invocation) { inv.durationMs *= 5 }},
-		{Timeout, true, func(i int, inv *invocation) {
+		{Duration, Medium, true, func(_ int, inv *invocation) { inv.durationMs *= 5 }},
+		{Duration, Medium, false, func(_ int, inv *invocation) { inv.durationMs *= 5 }},
+		{Timeout, High, true, func(i int, inv *invocation) {
 			if i == 3 {
 				inv.status, inv.durationMs = "timeout", 3000
 			}
 		}},
-		{ErrorRate, true, func(_ int, inv *invocation) { inv.failed = true }},
-		{ErrorRate, false, func(_ int, inv *invocation) { inv.failed = true }},
-		{ErrorRate, true, func(_ int, inv *invocation) { inv.status = "failure" }}, // crashes: no report
-		{Memory, true, func(i int, inv *invocation) { inv.memoryMB = 60 + 4*(i+1) }},
-		{Memory, true, func(i int, inv *invocation) {
+		{ErrorRate, Medium, true, func(_ int, inv *invocation) { inv.failed = true }},
+		{ErrorRate, Medium, false, func(_ int, inv *invocation) { inv.failed = true }},
+		{ErrorRate, Medium, true, func(_ int, inv *invocation) { inv.status = "failure" }}, // crashes: no report
+		{Memory, Medium, true, func(i int, inv *invocation) { inv.memoryMB = 60 + 4*(i+1) }},
+		{Memory, High, true, func(i int, inv *invocation) {
 			if i == 5 {
 				inv.memoryMB = 470
 			}
 		}},
-		{InvocationRate, true, func(_ int, inv *invocation) { inv.gap /= 20 }},
-		{AttackWave, true, func(i int, inv *invocation) { inv.blocked = true; inv.clientIP = fmt.Sprintf("203.0.113.%d", i) }},
-		{Attacker, true, func(i int, inv *invocation) {
+		{InvocationRate, Medium, true, func(_ int, inv *invocation) { inv.gap /= 20 }},
+		{AttackWave, High, true, func(i int, inv *invocation) { inv.blocked = true; inv.clientIP = fmt.Sprintf("203.0.113.%d", i) }},
+		{Attacker, High, true, func(i int, inv *invocation) {
 			if i%2 == 0 {
 				inv.blocked, inv.clientIP = true, "203.0.113.66"
 			}
 		}},
-		{NewDestination, true, func(i int, inv *invocation) {
+		{NewDestination, High, true, func(i int, inv *invocation) {
 			if i == 7 {
 				inv.outbound = append(inv.outbound, report.Outbound{Host: "exfil.example", Port: 8443, Calls: 1})
 			}
 		}},
-		{CallJump, true, func(i int, inv *invocation) {
+		{CallJump, Medium, true, func(i int, inv *invocation) {
 			if i == 2 {
 				inv.outbound[0].Calls = 40
 			}
@@ -173,8 +174,11 @@ func TestEachAnomalyCaught(t *testing.T) {
 				if caught < 0 {
 					t.Fatalf("seed %d: %s not caught within 20 invocations", seed, c.want)
 				}
-				if a.RequestID == "" || a.Severity.Rank() == 0 || len(a.Values) == 0 || a.Message == "" || a.At.IsZero() {
+				if a.RequestID == "" || len(a.Values) == 0 || a.Message == "" || a.At.IsZero() {
 					t.Errorf("seed %d: incomplete anomaly %+v", seed, a)
+				}
+				if a.Severity != c.severity {
+					t.Errorf("seed %d: severity %s, want %s", seed, a.Severity, c.severity)
 				}
 				t.Logf("seed %d: caught at injected invocation %d: %s", seed, caught, a.Message)
 			}
@@ -225,5 +229,107 @@ func TestAttackerTableIsBounded(t *testing.T) {
 	}
 	if n := len(e.d.attacker.ips); n > maxIPs {
 		t.Errorf("%d client IPs tracked, more than %d", n, maxIPs)
+	}
+}
+
+// The detectors' windows, latches and floors, one scripted sequence of
+// observations each, counted by type.
+func TestDetectorLimits(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	blocked := func(ip string) report.Report {
+		return report.Report{RequestID: "r", Source: "apigw-http", Action: report.Block, Records: 1, BlockedRecords: 1, ClientIP: ip}
+	}
+	// invocations starts n invocations gap apart from *at.
+	invocations := func(d *Detector, at *time.Time, n int, gap time.Duration) (out []Anomaly) {
+		for range n {
+			*at = at.Add(gap)
+			out = append(out, d.Invoked(*at, "r")...)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name     string
+		want     Type
+		n        int
+		severity Severity // of the last one, when n > 0
+		run      func(d *Detector) []Anomaly
+	}{
+		{"a wave needs its window", AttackWave, 0, "", func(d *Detector) (out []Anomaly) {
+			for i := range 20 { // 10 span 63 s
+				out = append(out, d.Reported(t0.Add(time.Duration(i)*7*time.Second), blocked(""))...)
+			}
+			return out
+		}},
+		{"the next wave needs as many again", AttackWave, 2, High, func(d *Detector) (out []Anomaly) {
+			for i := range 20 {
+				out = append(out, d.Reported(t0.Add(time.Duration(i)*time.Second), blocked(""))...)
+			}
+			return out
+		}},
+		{"an attacker's count restarts after its window", Attacker, 0, "", func(d *Detector) (out []Anomaly) {
+			for i := range 8 { // 4, then 4 more 14 minutes on
+				at := t0.Add(time.Duration(i%4)*time.Minute + time.Duration(i/4)*14*time.Minute)
+				out = append(out, d.Reported(at, blocked("203.0.113.66"))...)
+			}
+			return out
+		}},
+		{"an attacker's count restarts once alerted", Attacker, 1, High, func(d *Detector) (out []Anomaly) {
+			for i := range 9 {
+				out = append(out, d.Reported(t0.Add(time.Duration(i)*time.Minute), blocked("203.0.113.66"))...)
+			}
+			return out
+		}},
+		{"near the memory size: once", Memory, 1, High, func(d *Detector) (out []Anomaly) {
+			for i := range 25 {
+				mb := 60
+				if i >= 20 {
+					mb = 470
+				}
+				out = append(out, d.PlatformReport(t0, "r", mb, 512)...)
+			}
+			return out
+		}},
+		{"grown memory becomes the baseline", Memory, 1, Medium, func(d *Detector) (out []Anomaly) {
+			for i := range 25 {
+				mb := 60
+				if i >= 20 {
+					mb = 100
+				}
+				out = append(out, d.PlatformReport(t0, "r", mb, 512)...)
+			}
+			return out
+		}},
+		{"faster, but under the rate floor", InvocationRate, 0, "", func(d *Detector) []Anomaly {
+			at := t0
+			return append(invocations(d, &at, 30, time.Minute), invocations(d, &at, 20, 5*time.Second)...)
+		}},
+		{"a rate that came back fires again", InvocationRate, 2, Medium, func(d *Detector) (out []Anomaly) {
+			at := t0
+			for _, gap := range []time.Duration{2 * time.Second, 100 * time.Millisecond, 2 * time.Second, 100 * time.Millisecond} {
+				out = append(out, invocations(d, &at, 20, gap)...)
+			}
+			return out
+		}},
+		// 20% errors learned: an outage fires at three times that, not at
+		// the absolute floor.
+		{"errors against the learned rate", ErrorRate, 1, High, func(d *Detector) (out []Anomaly) {
+			for i := range 300 {
+				failed := i%5 == 0 || i >= 280
+				out = append(out, d.RuntimeDone(t0, "r", map[bool]string{false: "success", true: "error"}[failed], 40)...)
+			}
+			return out
+		}},
+	} {
+		var got []Anomaly
+		for _, a := range c.run(New(Config{})) {
+			if a.Type == c.want {
+				got = append(got, a)
+			}
+		}
+		if len(got) != c.n {
+			t.Errorf("%s: %d %s anomalies, want %d", c.name, len(got), c.want, c.n)
+		} else if c.n > 0 && got[c.n-1].Severity != c.severity {
+			t.Errorf("%s: severity %s, want %s", c.name, got[c.n-1].Severity, c.severity)
+		}
 	}
 }

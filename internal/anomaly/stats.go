@@ -57,7 +57,8 @@ func mid(sorted []float64) float64 {
 // madScale turns a MAD into a standard deviation for normal data.
 const madScale = 1.4826
 
-// flags keeps the last maxRecent yes/no verdicts.
+// flags keeps the last yes/no verdicts, as many as the window add is
+// given (at most maxErrorWindow).
 type flags struct {
 	v       [maxErrorWindow]bool
 	n, next int
