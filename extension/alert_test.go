@@ -104,6 +104,29 @@ func TestAlertDedupAndRate(t *testing.T) {
 	}
 }
 
+// A repeat that carries a decision is alerted; what is held back is
+// counted once, into the next alert or else the shutdown line.
+func TestAlertHeldBackCounts(t *testing.T) {
+	var out strings.Builder
+	al := newAlerter("orders", &out, slog.New(slog.DiscardHandler), nil)
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	al.raise(wave(now), "", now)
+	al.raise(wave(now), "", now)
+	if !al.raise(wave(now), "quarantine until …", now) || !strings.Contains(out.String(), `"Anomalies":2,`) {
+		t.Fatalf("a repeat carrying a decision: %s; want it alerted with the one held back", out.String())
+	}
+	for range 3 {
+		al.raise(wave(now), "", now)
+	}
+	al.raise(anomaly.Anomaly{Type: anomaly.Attacker, Subject: "x"}, "", now) // alerted: nothing held back
+	out.Reset()
+	al.flushCounts(now)
+	al.flushCounts(now) // nothing more
+	if strings.Count(out.String(), "\n") != 1 || !strings.Contains(out.String(), `"AnomalyType":"attack_wave","Anomalies":3,`) {
+		t.Errorf("shutdown lines: %s; want one, attack_wave, 3 held back", out.String())
+	}
+}
+
 func TestWebhookRetriesAreBounded(t *testing.T) {
 	for _, c := range []struct {
 		fail, attempts, delivered int

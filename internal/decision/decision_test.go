@@ -3,6 +3,7 @@ package decision
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,18 @@ func TestWatcher(t *testing.T) {
 	}
 	if a5, err := w.Load(); err != nil || quarantined(a5, t0) || !blocked(a5, "203.0.113.9", t0) {
 		t.Errorf("rewritten without quarantine: %v, %v", a5, err)
+	}
+
+	// A rewrite in place of the same size is seen: the modification time.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), "203.0.113.9", "203.0.113.8", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := w.Load(); err != nil || blocked(a, "203.0.113.9", t0) || !blocked(a, "203.0.113.8", t0) {
+		t.Errorf("rewritten in place, same size: %v, %v; want it parsed again", a, err)
 	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)

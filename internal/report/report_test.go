@@ -2,9 +2,11 @@ package report
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +80,12 @@ func TestAppendCutsToBounds(t *testing.T) {
 	r = Report{RequestID: "r"}
 	for i := range 200 {
 		r.Outbound = append(r.Outbound, Outbound{Host: strings.Repeat("h", 60), Port: 443, Calls: 1, Scheme: "https", Addr: "2001:db8::1"})
-		r.Calls = append(r.Calls, Call{Dest: i % 200, Method: "GET", Status: 200, DurationMicros: 1000})
+		// Every other call goes to the last destination, which cannot fit.
+		dest := i
+		if i%2 == 0 {
+			dest = 199
+		}
+		r.Calls = append(r.Calls, Call{Dest: dest, Method: "GET", Status: 200, DurationMicros: 1000})
 	}
 	b = Append(nil, &r)
 	if len(b) > MaxSize {
@@ -134,7 +141,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"truncated", good[:len(good)-3], ErrMalformed},
 		{"too big", append(bytes.Clone(good), make([]byte, MaxSize)...), ErrMalformed},
 		{"action", func() []byte { b := bytes.Clone(good); b[6] = 200; return b }(), ErrMalformed},
-		{"string bound", []byte{'L', 'R', Version, 0, 0, 0, 0xff, 0x7f}, ErrMalformed},
+		{"string bound", raw(strings.Repeat("x", MaxString+1), "", "", "", 0, 0, 0, 0), ErrMalformed},
+		{"truncated string", slices.Clip(raw("abc")[:8]), ErrMalformed},
+		{"rule count bound", raw("", "", "", "", 0, 0, MaxRules+1, make([]byte, MaxRules+1), 0), ErrMalformed},
 	} {
 		if _, err := Decode(c.b); !errors.Is(err, c.want) {
 			t.Errorf("%s: Decode error %v, want %v", c.name, err, c.want)
@@ -154,7 +163,8 @@ func TestDecodeRefuses(t *testing.T) {
 		b    []byte
 	}{
 		{"details cut", withCalls[:len(withCalls)-2]},
-		{"call to no destination", append(bytes.Clone(good), 1, 0)},
+		// No destinations, then one call complete in every field.
+		{"call to no destination", raw("", "", "", "", 0, 0, 0, 0, 1, make([]byte, 8))},
 		{"phase", func() []byte {
 			r := Report{Outbound: []Outbound{{Host: "h", Port: 1, Calls: 1}}, Calls: []Call{{Phase: Init}}}
 			b := Append(nil, &r)
@@ -166,6 +176,25 @@ func TestDecodeRefuses(t *testing.T) {
 			t.Errorf("%s: Decode error %v, want ErrMalformed", c.name, err)
 		}
 	}
+}
+
+// raw builds a datagram by hand, past Append's cuts: the header, no
+// duration, action allow, then the parts in order: an int as a uvarint, a
+// string with its length, []byte as it is.
+func raw(parts ...any) []byte {
+	b := []byte{'L', 'R', Version, 0, 0, byte(Allow)}
+	for _, p := range parts {
+		switch p := p.(type) {
+		case int:
+			b = binary.AppendUvarint(b, uint64(p))
+		case string: // not cut, unlike appendString
+			b = binary.AppendUvarint(b, uint64(len(p)))
+			b = append(b, p...)
+		case []byte:
+			b = append(b, p...)
+		}
+	}
+	return b
 }
 
 func FuzzDecode(f *testing.F) {
