@@ -115,8 +115,6 @@ type Emulator struct {
 	records   []Record
 	delivered map[string][]Record
 	idle      chan struct{} // closed while no invocation is in progress
-
-	logMu sync.Mutex
 }
 
 // Start validates cfg, starts the API server on a loopback port and runs the

@@ -35,7 +35,7 @@ type env struct {
 	inflight       *invocation // dispatched to the runtime
 	responded      bool        // the runtime has posted the inflight invocation's result
 
-	external map[string]bool // file names of the external extensions started; set before they start
+	external map[string]bool // file names of the external extensions, the names they register under; fixed by newEnv
 
 	// Owned by the lifecycle loop.
 	fn              *process
@@ -48,6 +48,10 @@ type env struct {
 }
 
 func (e *Emulator) newEnv(phase string) *env {
+	external := make(map[string]bool, len(e.extensions))
+	for _, path := range e.extensions {
+		external[filepath.Base(path)] = true
+	}
 	now := time.Now()
 	return &env{
 		e:         e,
@@ -60,7 +64,7 @@ func (e *Emulator) newEnv(phase string) *env {
 		hub:       newHub(e),
 		regOpen:   true,
 		byName:    map[string]*extension{},
-		external:  map[string]bool{},
+		external:  external,
 	}
 }
 
@@ -185,12 +189,10 @@ type signal struct {
 	message   string
 
 	// sigResponse
-	requestID   string
-	body        []byte
-	failed      bool      // posted to /error, or a trailer reported a failure
-	received    time.Time // the runtime started posting
-	read        time.Time // the body was read
-	contentType string
+	body     []byte
+	failed   bool      // posted to /error, or a trailer reported a failure
+	received time.Time // the runtime started posting
+	read     time.Time // the body was read
 }
 
 // failure is why an init or an invocation failed, as Lambda names it.

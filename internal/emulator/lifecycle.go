@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -78,11 +77,6 @@ func (e *Emulator) setBusy(busy bool) {
 // shut down and the failure says why.
 func (e *Emulator) initialize(phase string) (*env, *failure) {
 	env := e.newEnv(phase)
-	env.mu.Lock()
-	for _, path := range e.extensions {
-		env.external[filepath.Base(path)] = true
-	}
-	env.mu.Unlock()
 	e.mu.Lock()
 	e.env = env
 	e.mu.Unlock()
@@ -431,10 +425,7 @@ func runtimeDone(inv *invocation, s signal) runtimeDoneRecord {
 // errorResult is the caller's result for a failure of the platform's: the
 // error document Lambda's Invoke API returns.
 func errorResult(requestID string, f *failure) *Result {
-	doc, _ := json.Marshal(errorDocument{
-		ErrorMessage: fmt.Sprintf("RequestId: %s Error: %s", requestID, f.message),
-		ErrorType:    f.errorType,
-	})
+	doc := errorJSON(f.errorType, fmt.Sprintf("RequestId: %s Error: %s", requestID, f.message))
 	return &Result{RequestID: requestID, Payload: doc, FunctionError: "Unhandled", ErrorType: f.errorType}
 }
 

@@ -85,7 +85,7 @@ func (e *Emulator) runtimeResult(failed bool) http.HandlerFunc {
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
-		s := signal{kind: sigResponse, requestID: id, received: received, contentType: r.Header.Get("Content-Type"), body: body, failed: failed}
+		s := signal{kind: sigResponse, received: received, body: body, failed: failed}
 		tooLarge := len(body) > maxPayload
 		switch {
 		case err != nil:
