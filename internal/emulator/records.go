@@ -162,37 +162,25 @@ func millis(d time.Duration) float64 {
 // stamp formats t as the Telemetry API's timestamps.
 func stamp(t time.Time) string { return t.UTC().Format(timeFormat) }
 
-// cloudWatchLine renders r as the line CloudWatch Logs shows for it, or ""
-// for records that have none.
-func cloudWatchLine(r Record) string {
-	switch r.Type {
-	case recordFunction, recordExtension:
-		var line string
-		_ = json.Unmarshal(r.Record, &line)
-		return line
-	case recordInitStart:
-		var v initStartRecord
-		_ = json.Unmarshal(r.Record, &v)
+// cloudWatchLine renders a record's body, as emit takes it, as the line
+// CloudWatch Logs shows for it, or "" for records that have none.
+func cloudWatchLine(body any) string {
+	switch v := body.(type) {
+	case string: // a function or extension log line
+		return v
+	case initStartRecord:
 		return "INIT_START Phase: " + v.Phase
-	case recordInitReport:
-		var v initReportRecord
-		_ = json.Unmarshal(r.Record, &v)
+	case initReportRecord:
 		line := fmt.Sprintf("INIT_REPORT Init Duration: %.2f ms\tPhase: %s\tStatus: %s", v.Metrics.DurationMs, v.Phase, v.Status)
 		if v.ErrorType != "" {
 			line += "\tError Type: " + v.ErrorType
 		}
 		return line
-	case recordStart:
-		var v startRecord
-		_ = json.Unmarshal(r.Record, &v)
+	case startRecord:
 		return "START RequestId: " + v.RequestID + " Version: " + v.Version
-	case recordRuntimeDone:
-		var v runtimeDoneRecord
-		_ = json.Unmarshal(r.Record, &v)
+	case runtimeDoneRecord:
 		return "END RequestId: " + v.RequestID
-	case recordReport:
-		var v reportRecord
-		_ = json.Unmarshal(r.Record, &v)
+	case reportRecord:
 		m := v.Metrics
 		line := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
 			v.RequestID, m.DurationMs, m.BilledDurationMs, m.MemorySizeMB, m.MaxMemoryUsedMB)
@@ -206,13 +194,9 @@ func cloudWatchLine(r Record) string {
 			}
 		}
 		return line
-	case recordExtensionState:
-		var v extensionStateRecord
-		_ = json.Unmarshal(r.Record, &v)
+	case extensionStateRecord:
 		return "EXTENSION\tName: " + v.Name + "\tState: " + v.State + "\tEvents: [" + strings.Join(v.Events, ",") + "]"
-	case recordSubscription:
-		var v subscriptionRecord
-		_ = json.Unmarshal(r.Record, &v)
+	case subscriptionRecord:
 		return "TELEMETRY\tName: " + v.Name + "\tState: " + v.State + "\tTypes: [" + strings.Join(v.Types, ",") + "]"
 	}
 	return ""

@@ -14,24 +14,25 @@ import (
 
 // emit produces one telemetry record: kept for Records, queued for the
 // environment's subscribers (env may be nil) and written to Config.Logs.
-func (e *Emulator) emit(env *env, typ string, body any) Record {
+func (e *Emulator) emit(env *env, typ string, body any) {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		raw, _ = json.Marshal(err.Error())
 	}
 	r := Record{Time: time.Now(), Type: typ, Record: raw}
+	var line string
+	if e.cfg.Logs != nil {
+		line = cloudWatchLine(body)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.records = appendCapped(e.records, r, e.cfg.MaxRecords)
 	if env != nil {
 		env.hub.add(r)
 	}
-	if e.cfg.Logs != nil {
-		if line := cloudWatchLine(r); line != "" {
-			_, _ = io.WriteString(e.cfg.Logs, line+"\n")
-		}
+	if line != "" {
+		_, _ = io.WriteString(e.cfg.Logs, line+"\n")
 	}
-	return r
 }
 
 // recordDelivered notes records a subscriber acknowledged.
