@@ -227,11 +227,11 @@ func TestBlockedIP(t *testing.T) {
 	alb := func(xff string) string {
 		return `{"requestContext":{"elb":{"targetGroupArn":"arn"}},"httpMethod":"GET","path":"/p","headers":{"host":"x.example.com","user-agent":"curl/8","accept":"*/*","x-forwarded-for":"` + xff + `"},"body":"","isBase64Encoded":false}`
 	}
-	if out, _ := h.Invoke(ctxFor("r3"), []byte(alb("10.0.0.1, 198.51.100.4"))); !strings.Contains(string(out), `"statusCode":403`) {
+	if out, _ := h.Invoke(ctxFor("r3"), []byte(alb("10.0.0.1, 10.0.0.2, 198.51.100.4"))); !strings.Contains(string(out), `"statusCode":403`) {
 		t.Errorf("ALB, blocked client last in X-Forwarded-For: %s", out)
 	}
 	x.next(t)
-	if _, err := h.Invoke(ctxFor("r4"), []byte(alb("198.51.100.4, 10.0.0.1"))); err != nil || next.calls != 2 {
+	if _, err := h.Invoke(ctxFor("r4"), []byte(alb("198.51.100.4, 10.0.0.1, 10.0.0.2"))); err != nil || next.calls != 2 {
 		t.Errorf("ALB, blocked address claimed by the client: %v, %d calls; want it to run", err, next.calls)
 	}
 	x.next(t)
