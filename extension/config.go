@@ -59,8 +59,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// HTTPClient sends webhooks. Default: a client without proxy or
-	// redirects to other hosts.
+	// HTTPClient sends webhooks and polls the policy source. Default: a
+	// client that ignores proxy variables (it follows redirects as
+	// net/http does).
 	HTTPClient *http.Client
 	// HostsFile is read for sandbox.localdomain, the address Lambda asks
 	// telemetry listeners to use. Default /etc/hosts; when it does not

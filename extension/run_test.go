@@ -49,6 +49,19 @@ func (h *hookServer) received() []string {
 	return append([]string(nil), h.bodies...)
 }
 
+// dialReports is the wrapper's side of cfg's report address, once the
+// extension listens there.
+func dialReports(t *testing.T, cfg Config) *report.Sender {
+	t.Helper()
+	s, err := report.Dial(cfg.ReportAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	eventually(t, "the extension listens", s.Hello)
+	return s
+}
+
 // blocked is a report of an SQL injection blocked by the wrapper.
 func blocked(id, ip string) *report.Report {
 	return &report.Report{RequestID: id, Source: "apigw-http", Action: report.Block, Rules: []int{942100},
@@ -65,12 +78,7 @@ func TestAlertBeforeShutdownReachesWebhook(t *testing.T) {
 	cfg := testConfig(t, f, &stdout, &logs)
 	cfg.WebhookURL = hook.URL + "/secret-token"
 	done := run(t, cfg)
-	s, err := report.Dial(cfg.ReportAddr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	eventually(t, "the extension listens", s.Hello)
+	s := dialReports(t, cfg)
 	f.invoke("r0")
 	s.Send(&report.Report{RequestID: "r0", Source: "apigw-http", Records: 1, DurationMicros: 800})
 	eventually(t, "the extension is done with r0", f.waiting(2))
@@ -111,12 +119,7 @@ func TestPolicyPublishesDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := run(t, cfg)
-	s, err := report.Dial(cfg.ReportAddr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	eventually(t, "the extension listens", s.Hello)
+	s := dialReports(t, cfg)
 
 	// Each INVOKE waits for its report: the decision is out before next.
 	for i := range 3 {
@@ -191,12 +194,7 @@ func TestTelemetryRefused(t *testing.T) {
 	var stdout, logs syncBuffer
 	cfg := testConfig(t, f, &stdout, &logs)
 	done := run(t, cfg)
-	s, err := report.Dial(cfg.ReportAddr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	eventually(t, "the extension listens", s.Hello)
+	s := dialReports(t, cfg)
 	for i := range 10 {
 		id := fmt.Sprintf("w%d", i)
 		f.invoke(id)
@@ -281,12 +279,7 @@ func TestWaitsForSlowReport(t *testing.T) {
 	var stdout, logs syncBuffer
 	cfg := testConfig(t, f, &stdout, &logs)
 	done := run(t, cfg)
-	s, err := report.Dial(cfg.ReportAddr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	eventually(t, "the extension listens", s.Hello)
+	s := dialReports(t, cfg)
 	eventually(t, "subscribed", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.subscribed) == 1 })
 	f.mu.Lock()
 	uri := strings.Replace(f.subscribed[0], "sandbox.localdomain", "127.0.0.1", 1)
