@@ -18,13 +18,32 @@ func TestAPIRefusals(t *testing.T) {
 	em := start(t, Config{})
 	base := "http://" + em.RuntimeAPI()
 	unknown := newUUID()
-	cases := []struct {
+	type refusal struct {
 		name, method, path string
 		header             map[string]string
 		body               string
 		status             int
 		errorType          string
-	}{
+	}
+	client := &http.Client{Timeout: 5 * time.Second} // a next that is not refused waits for an event
+	refused := func(t *testing.T, c refusal) {
+		t.Helper()
+		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var doc errorDocument
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &doc); err != nil || resp.StatusCode != c.status || doc.ErrorType != c.errorType || doc.ErrorMessage == "" {
+			t.Errorf("%s: %d %s, want %d %s", c.name, resp.StatusCode, b, c.status, c.errorType)
+		}
+	}
+	cases := []refusal{
 		{"register after init", "POST", "/2020-01-01/extension/register", map[string]string{headerExtensionName: "late"}, `{"events":["INVOKE"]}`, 403, "Extension.RegistrationClosed"},
 		{"register without a name", "POST", "/2020-01-01/extension/register", nil, `{}`, 403, "Extension.InvalidExtensionName"},
 		{"register with a bad body", "POST", "/2020-01-01/extension/register", map[string]string{headerExtensionName: "x"}, `{`, 403, "InvalidRequestFormat"},
@@ -41,23 +60,18 @@ func TestAPIRefusals(t *testing.T) {
 		{"init error after init", "POST", "/2018-06-01/runtime/init/error", nil, `{}`, 403, "InvalidStateTransition"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
-			for k, v := range c.header {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var doc errorDocument
-			b, _ := io.ReadAll(resp.Body)
-			if err := json.Unmarshal(b, &doc); err != nil || resp.StatusCode != c.status || doc.ErrorType != c.errorType || doc.ErrorMessage == "" {
-				t.Errorf("%d %s, want %d %s", resp.StatusCode, b, c.status, c.errorType)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { refused(t, c) })
 	}
+	// A runtime that calls next again before answering its invocation (the
+	// environment is frozen between invocations: the loop is not looking).
+	env := em.current()
+	env.mu.Lock()
+	env.inflight = &invocation{id: newUUID()}
+	env.mu.Unlock()
+	refused(t, refusal{"next before the response", "GET", "/2018-06-01/runtime/invocation/next", nil, "", 403, "InvalidStateTransition"})
+	env.mu.Lock()
+	env.inflight = nil
+	env.mu.Unlock()
 	// The environment is unharmed.
 	if res := invoke(t, em, `{}`); res.FunctionError != "" {
 		t.Errorf("after the refusals: %+v", res)
