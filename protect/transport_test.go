@@ -324,6 +324,45 @@ func TestNamesResolvingToDenied(t *testing.T) {
 	}
 }
 
+// A base that dials on its own (not an *http.Transport, or one with its
+// own DialTLSContext for https) is never asked to reach a refused
+// address: the name is resolved and checked before the request.
+func TestBaseThatDialsItself(t *testing.T) {
+	dns := newDNS(t, map[string][]string{"metadata.test": {"169.254.169.254"}, "db.test": {"10.0.3.7"}, "public.test": {"203.0.113.9"}})
+	var logs bytes.Buffer
+	useOutbound(t, &logs, nil, withResolver(dns))
+	var reached atomic.Int32
+	other := roundTripper(func(r *http.Request) (*http.Response, error) {
+		reached.Add(1)
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	tlsOwn := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+		reached.Add(1)
+		return nil, errors.New("dialed")
+	}}
+	for _, rt := range []http.RoundTripper{Transport(other), Transport(tlsOwn)} {
+		for _, c := range []struct{ host, reason string }{{"metadata.test", "instance metadata"}, {"db.test", "private network"}} {
+			_, err := get(t, rt, context.Background(), "https://"+c.host+"/")
+			if de := denied(t, err); de.Reason != c.reason {
+				t.Errorf("%T, %s: %v, want %s", rt, c.host, de, c.reason)
+			}
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the base was asked %d times to reach refused names", n)
+	}
+	if n := strings.Count(logs.String(), `"msg":"lambdarasp outbound finding"`); n != 4 {
+		t.Errorf("%d findings logged for 4 refused calls", n)
+	}
+	if status, err := get(t, Transport(other), context.Background(), "https://public.test/"); err != nil || status != 200 || reached.Load() != 1 {
+		t.Errorf("public name: %d, %v, base reached %d times", status, err, reached.Load())
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestAllowAndDenyLists(t *testing.T) {
 	srv := newServer(t, nil)
 	dns := newDNS(t, map[string][]string{
@@ -707,14 +746,15 @@ func TestDialContext(t *testing.T) {
 			c.Close()
 		}
 	}()
-	dns := newDNS(t, map[string][]string{"db.test": {"127.0.0.1"}, "meta.test": {"169.254.169.254"}})
+	dns := newDNS(t, map[string][]string{"db.test": {"127.0.0.1"}, "meta.test": {"169.254.169.254"}, "two.test": {"127.0.0.2", "127.0.0.1"}})
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	useOutbound(t, nil, nil, withResolver(dns))
 	_, err = DialContext(context.Background(), "tcp", "db.test:"+port)
 	if de := denied(t, err); de.Reason != "loopback" || de.Addr.String() != "127.0.0.1" {
 		t.Errorf("%v", de)
 	}
-	useOutbound(t, nil, nil, withResolver(dns), WithEgressInternal("127.0.0.1"))
+	var logs bytes.Buffer
+	useOutbound(t, &logs, nil, withResolver(dns), WithEgressInternal("127.0.0.1"))
 	conn, err := DialContext(context.Background(), "tcp", "db.test:"+port)
 	if err != nil {
 		t.Fatal(err)
@@ -729,6 +769,9 @@ func TestDialContext(t *testing.T) {
 			t.Errorf("%s: %v", addr, err)
 		}
 	}
+	if n := strings.Count(logs.String(), `"msg":"lambdarasp outbound finding"`); n != 3 {
+		t.Errorf("%d findings logged for 3 refused connections:\n%s", n, logs.String())
+	}
 	// A Unix socket is not outbound network traffic: dialed unchecked.
 	if _, err := DialContext(context.Background(), "unix", "/nonexistent/socket"); err == nil || IsDenied(err) {
 		t.Errorf("unix socket: %v", err)
@@ -740,6 +783,14 @@ func TestDialContext(t *testing.T) {
 		carried.dests[0] != (report.Outbound{Host: "db.test", Port: mustAtoi(t, port), Calls: 1, Scheme: "tcp", Addr: "127.0.0.1", DurationMicros: carried.calls[0].DurationMicros}) {
 		t.Errorf("recorded %+v", carried)
 	}
+
+	// The addresses of a name are dialed in turn: nobody listens on the
+	// first.
+	useOutbound(t, nil, nil, withResolver(dns), WithEgressInternal("127.0.0.0/8"))
+	if conn, err = DialContext(context.Background(), "tcp", "two.test:"+port); err != nil {
+		t.Fatalf("two.test, nobody on 127.0.0.2: %v", err)
+	}
+	conn.Close()
 }
 
 // Mode off checks and records nothing.
