@@ -1,49 +1,49 @@
 package source
 
-import (
-	"strconv"
-
-	"github.com/tidwall/gjson"
-)
+import "github.com/tidwall/gjson"
 
 // records reads the batch array recs (the Records or records member, named
 // member) one record at a time, in payload order.
 func (p *parser) records(ev *Event, recs gjson.Result, member string) {
-	kind := ev.Kind
-	var path []byte
-	i := 0
-	recs.ForEach(func(_, rec gjson.Result) bool {
-		path = append(path[:0], member...)
-		path = append(path, '[')
-		path = strconv.AppendInt(path, int64(i), 10)
-		path = append(path, ']')
-		r := Record{Index: i, Path: string(path)}
-		r.Start, r.End = span(p.s, rec)
-		p.b.begin()
-		if !rec.IsObject() {
-			// Not a record AWS would send: inspect all of it.
-			p.b.walk(rec.Raw, 2)
-		} else {
-			switch kind {
-			case SQS:
-				r.ID = p.sqs(rec)
-			case SNS:
-				p.sns(rec)
-			case S3:
-				p.b.s3Key(rec)
-			case DynamoDB:
-				r.ID = p.dynamodb(rec)
-			case Kinesis:
-				r.ID = p.kinesis(rec)
-			case Firehose:
-				r.ID = p.firehose(rec)
-			}
+	read := func(rec gjson.Result) (id string) {
+		switch ev.Kind {
+		case SQS:
+			return p.sqs(rec)
+		case SNS:
+			p.sns(rec)
+		case S3:
+			p.b.s3Key(rec)
+		case DynamoDB:
+			return p.dynamodb(rec)
+		case Kinesis:
+			return p.kinesis(rec)
+		case Firehose:
+			return p.firehose(rec)
 		}
-		p.b.end(&r)
-		ev.Records = append(ev.Records, r)
-		i++
+		return ""
+	}
+	var path []byte
+	recs.ForEach(func(_, rec gjson.Result) bool {
+		path = appendIndex(append(path[:0], member...), len(ev.Records))
+		p.record(ev, path, rec, 2, read)
 		return true
 	})
+}
+
+// record appends the batch record rec, found at path, to ev: read adds its
+// fields and returns its ID. A record that is not an object is not one AWS
+// would send, and is walked whole; it sits inside depth containers.
+func (p *parser) record(ev *Event, path []byte, rec gjson.Result, depth int, read func(gjson.Result) (id string)) {
+	r := Record{Index: len(ev.Records), Path: string(path)}
+	r.Start, r.End = span(p.s, rec)
+	p.b.begin()
+	if rec.IsObject() {
+		r.ID = read(rec)
+	} else {
+		p.b.walk(rec.Raw, depth)
+	}
+	p.b.end(&r)
+	ev.Records = append(ev.Records, r)
 }
 
 // span returns where the record rec sits in the payload s. gjson's Index is
@@ -191,26 +191,16 @@ func (p *parser) firehose(rec gjson.Result) (id string) {
 // "topic-partition", as one batch numbered in payload order.
 func (p *parser) kafka(ev *Event, parts gjson.Result) {
 	var path []byte
-	i := 0
+	read := func(rec gjson.Result) string {
+		p.kafkaRecord(rec)
+		return ""
+	}
 	parts.ForEach(func(tp, recs gjson.Result) bool {
 		j := 0
 		recs.ForEach(func(_, rec gjson.Result) bool {
-			path = append(path[:0], "records."...)
-			path = append(path, truncate(tp.Str, maxTopicPartition)...)
-			path = append(path, '[')
-			path = strconv.AppendInt(path, int64(j), 10)
-			path = append(path, ']')
-			r := Record{Index: i, Path: string(path)}
-			r.Start, r.End = span(p.s, rec)
-			p.b.begin()
-			if rec.IsObject() {
-				p.kafkaRecord(rec)
-			} else {
-				p.b.walk(rec.Raw, 3)
-			}
-			p.b.end(&r)
-			ev.Records = append(ev.Records, r)
-			i++
+			path = append(append(path[:0], "records."...), truncate(tp.Str, maxTopicPartition)...)
+			path = appendIndex(path, j)
+			p.record(ev, path, rec, 3, read)
 			j++
 			return true
 		})

@@ -148,10 +148,15 @@ func (b *builder) push(key string) int {
 // back to.
 func (b *builder) pushIndex(i int) int {
 	mark := len(b.name)
-	b.name = append(b.name, '[')
-	b.name = strconv.AppendInt(b.name, int64(i), 10)
-	b.name = append(b.name, ']')
+	b.name = appendIndex(b.name, i)
 	return mark
+}
+
+// appendIndex appends "[i]" to dst.
+func appendIndex(dst []byte, i int) []byte {
+	dst = append(dst, '[')
+	dst = strconv.AppendInt(dst, int64(i), 10)
+	return append(dst, ']')
 }
 
 func (b *builder) pop(mark int) {
