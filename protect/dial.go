@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -36,17 +35,15 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 	default:
 		return plainDialer.DialContext(ctx, network, address)
 	}
-	h, p, err := net.SplitHostPort(address)
-	if c.mode == Off || err != nil {
+	if c.mode == Off {
 		return plainDialer.DialContext(ctx, network, address)
 	}
 	start := time.Now()
-	inv, phase := attribute(ctx)
-	host := egress.Host(h)
-	port, err := strconv.Atoi(p)
+	host, port, err := splitAddr(ctx, network, address)
 	if err != nil {
-		port, _ = net.DefaultResolver.LookupPort(ctx, network, p) // "http", "postgresql"
+		return plainDialer.DialContext(ctx, network, address) // no destination: the dialer refuses it
 	}
+	inv, phase := attribute(ctx)
 	r := callRecord{host: host, port: port, scheme: network}
 	flagged := false
 	if e := c.precheck(ctx, inv, host, port, start); e != nil {
@@ -60,7 +57,7 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 			return nil, e
 		}
 	}
-	conn, d, err := c.dial(ctx, network, address, plainDialer.DialContext)
+	conn, d, err := c.dial(ctx, network, host, port, plainDialer.DialContext)
 	r.addr = d.addr
 	r.call.DurationMicros = time.Since(start).Microseconds()
 	switch _, literal := egress.Literal(host); {

@@ -185,37 +185,41 @@ type dialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 
 // dialed is what dial found.
 type dialed struct {
-	host   string     // as Host gives it
-	port   int        //
 	addr   netip.Addr // the address dialed, or refused
 	denied *DeniedError
 	flag   *DeniedError // detect mode: what block mode would have refused
 }
 
-// dial resolves address's host (unless it is an address), checks every
-// address it resolved to, and dials them in turn through inner, by
-// address: what was checked is what is dialed, so a name that resolves
-// differently the next time (DNS rebinding) changes nothing. When one
-// address is refused the whole call is (block mode; metadata and the
+// splitAddr splits a dialer's address into its host, as egress.Host
+// gives it, and its port; a port name ("postgresql") is resolved as
+// net.Dialer does.
+func splitAddr(ctx context.Context, network, address string) (host string, port int, err error) {
+	h, p, err := net.SplitHostPort(address)
+	if err != nil {
+		return "", 0, err
+	}
+	if port, err = strconv.Atoi(p); err != nil {
+		if port, err = net.DefaultResolver.LookupPort(ctx, network, p); err != nil {
+			return "", 0, fmt.Errorf("protect: port %q: %w", p, err)
+		}
+	}
+	return egress.Host(h), port, nil
+}
+
+// dial resolves host (as egress.Host gives it) unless it is an address,
+// checks every address it resolved to, and dials them in turn through
+// inner, by address: what was checked is what is dialed, so a name that
+// resolves differently the next time (DNS rebinding) changes nothing.
+// When one address is refused the whole call is (block mode; metadata and the
 // Runtime API in every mode): a name that resolves to a forbidden address
 // among others is not one to trust; err is then d.denied. In detect mode
 // the first refusal is d.flag and the call goes on. A nil inner checks
 // without dialing. Addresses are dialed as resolved (a NAT64 address
 // stays one) and checked canonical.
-func (c *outboundConfig) dial(ctx context.Context, network, address string, inner dialFunc) (conn net.Conn, d dialed, err error) {
-	h, portText, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, d, err
-	}
-	if d.port, err = strconv.Atoi(portText); err != nil {
-		if d.port, err = net.DefaultResolver.LookupPort(ctx, network, portText); err != nil {
-			return nil, d, fmt.Errorf("protect: port %q: %w", portText, err)
-		}
-	}
-	d.host = egress.Host(h)
+func (c *outboundConfig) dial(ctx context.Context, network, host string, port int, inner dialFunc) (conn net.Conn, d dialed, err error) {
 	var one [1]netip.Addr
 	addrs := one[:0]
-	if a, ok := egress.Literal(d.host); ok {
+	if a, ok := egress.Literal(host); ok {
 		addrs = append(addrs, a)
 	} else {
 		ipNet := "ip"
@@ -225,16 +229,16 @@ func (c *outboundConfig) dial(ctx context.Context, network, address string, inne
 		case "tcp6", "udp6":
 			ipNet = "ip6"
 		}
-		if addrs, err = c.lookup(ctx, ipNet, d.host); err != nil {
+		if addrs, err = c.lookup(ctx, ipNet, host); err != nil {
 			return nil, d, err
 		}
 		if len(addrs) == 0 {
-			return nil, d, &net.DNSError{Err: "no such host", Name: d.host, IsNotFound: true}
+			return nil, d, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 		}
 	}
 	for _, a := range addrs {
-		if den, denied := c.policy.CheckAddr(d.host, a, d.port); denied {
-			e := denial(d.host, d.port, egress.Canonical(a), den)
+		if den, denied := c.policy.CheckAddr(host, a, port); denied {
+			e := denial(host, port, egress.Canonical(a), den)
 			if c.refuses(e) {
 				d.addr, d.denied = a, e
 				return nil, d, e
@@ -249,7 +253,7 @@ func (c *outboundConfig) dial(ctx context.Context, network, address string, inne
 	}
 	for _, a := range addrs {
 		d.addr = a
-		conn, err = inner(ctx, network, netip.AddrPortFrom(a, uint16(d.port)).String())
+		conn, err = inner(ctx, network, netip.AddrPortFrom(a, uint16(port)).String())
 		if err == nil || ctx.Err() != nil {
 			break
 		}

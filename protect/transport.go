@@ -113,13 +113,17 @@ func (t *transport) dialer(inner dialFunc) dialFunc {
 		if c.mode == Off {
 			return inner(ctx, network, address)
 		}
-		conn, d, err := c.dial(ctx, network, address, inner)
+		host, port, err := splitAddr(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		conn, d, err := c.dial(ctx, network, host, port, inner)
 		if d.addr.IsValid() {
 			t.mu.Lock()
 			if len(t.dials) >= maxDialNotes {
 				clear(t.dials)
 			}
-			t.dials[dialKey{d.host, d.port}] = dialNote{addr: d.addr, flag: d.flag, cfg: c}
+			t.dials[dialKey{host, port}] = dialNote{addr: d.addr, flag: d.flag, cfg: c}
 			t.mu.Unlock()
 		}
 		return conn, err
@@ -161,7 +165,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if e == nil && !literal && (!t.guarded || t.tlsOwn && req.URL.Scheme == "https") {
 		// The dial will not be ours: resolve and check now.
 		var d dialed
-		if _, d, _ = c.dial(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)), nil); d.denied != nil {
+		if _, d, _ = c.dial(ctx, "tcp", host, port, nil); d.denied != nil {
 			e = d.denied
 		} else {
 			e = d.flag
