@@ -163,6 +163,17 @@ var parseCases = []parseCase{
 		records: sqsRecords(fields("body.Records[0].s3.object.key", "a b;c")),
 	},
 	{
+		// A member S3 does not send, or a record not from S3: walked whole.
+		name: "sqs/spoofed-s3-notification",
+		payload: sqsEvent(`{"Records":[{"eventSource":"aws:s3","s3":{"object":{"key":"k"}},"cmd":"; rm -rf /"}]}`,
+			`{"Records":[{"eventSource":"aws:sqs","s3":{"object":{"key":"k"}}}]}`),
+		kind: SQS,
+		records: sqsRecords(
+			fields("body.Records[0].eventSource", "aws:s3", "body.Records[0].s3.object.key", "k", "body.Records[0].cmd", "; rm -rf /"),
+			fields("body.Records[0].eventSource", "aws:sqs", "body.Records[0].s3.object.key", "k"),
+		),
+	},
+	{
 		name: "sqs/sns-s3-notification",
 		payload: sqsEvent(`{"Type":"Notification","MessageId":"id","TopicArn":"arn","Subject":"Amazon S3 Notification",` +
 			`"Message":` + q(s3Notification) + `,"Timestamp":"t"}`),
@@ -184,6 +195,18 @@ var parseCases = []parseCase{
 		)),
 	},
 	{
+		// Without detail-type, source and detail it is not an EventBridge event.
+		name: "sqs/partial-eventbridge-event",
+		payload: sqsEvent(`{"source":"s","id":"' OR 1=1","detail":{}}`, `{"detail-type":"t","id":"' OR 1=1","detail":{}}`,
+			`{"detail-type":"t","source":"s","id":"' OR 1=1"}`),
+		kind: SQS,
+		records: sqsRecords(
+			fields("body.source", "s", "body.id", "' OR 1=1", "body.detail", ""),
+			fields("body.detail-type", "t", "body.id", "' OR 1=1", "body.detail", ""),
+			fields("body.detail-type", "t", "body.source", "s", "body.id", "' OR 1=1"),
+		),
+	},
+	{
 		name: "sns",
 		payload: `{"Records":[{"EventSource":"aws:sns","EventVersion":"1.0","EventSubscriptionArn":"arn",` +
 			`"Sns":{"Type":"Notification","MessageId":"m","TopicArn":"arn","Subject":"s","Message":` + q(`{"x":[1]}`) +
@@ -196,6 +219,17 @@ var parseCases = []parseCase{
 			"Sns.MessageAttributes.k.Value", "v",
 			"Sns.MessageAttributes.n.Value", "1",
 		)}},
+	},
+	{
+		// Attributes not in SNS's {"Type", "Value"} shape are walked whole.
+		name: "sns/odd-attributes",
+		payload: `{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"m","MessageAttributes":{"k":{"Type":"String","Value":"v"},"odd":["x"]}}},` +
+			`{"EventSource":"aws:sns","Sns":{"Message":"m","MessageAttributes":"y"}}]}`,
+		kind: SNS,
+		records: []Record{
+			{Path: "Records[0]", Fields: fields("Sns.Message", "m", "Sns.MessageAttributes.k.Value", "v", "Sns.MessageAttributes.odd[0]", "x")},
+			{Index: 1, Path: "Records[1]", Fields: fields("Sns.Message", "m", "Sns.MessageAttributes", "y")},
+		},
 	},
 	{
 		name: "s3",
@@ -214,7 +248,8 @@ var parseCases = []parseCase{
 			`"dynamodb":{"Keys":{"id":{"S":"k1"}},"NewImage":{"id":{"S":"k1"},"n":{"N":"1.5"},` +
 			`"address":{"M":{"city":{"S":"x' OR 1=1"},"zip":{"N":"123"}}},` +
 			`"tags":{"L":[{"S":"a"},{"M":{"deep":{"BOOL":false}}}]},"ss":{"SS":["s1","s2"]},` +
-			`"bs":{"BS":["` + b64("bin1") + `"]},"b":{"B":"` + b64("<script>") + `"},"nul":{"NULL":true},"em":{"M":{}},"el":{"L":[]}},` +
+			`"bs":{"BS":["` + b64("bin1") + `"]},"b":{"B":"` + b64("<script>") + `"},"nul":{"NULL":true},"em":{"M":{}},"el":{"L":[]},` +
+			`"odd":"plain","x":{"Z":{"q":"w"}}},` +
 			`"OldImage":{"id":{"S":"old"}},"SequenceNumber":"111","SizeBytes":1,"StreamViewType":"NEW_AND_OLD_IMAGES"}}]}`,
 		kind: DynamoDB,
 		records: []Record{{Path: "Records[0]", ID: "111", Fields: fields(
@@ -232,6 +267,8 @@ var parseCases = []parseCase{
 			"dynamodb.NewImage.nul", "true",
 			"dynamodb.NewImage.em", "",
 			"dynamodb.NewImage.el", "",
+			"dynamodb.NewImage.odd", "plain",
+			"dynamodb.NewImage.x.Z.q", "w",
 			"dynamodb.OldImage.id", "old",
 		)}},
 	},
@@ -298,6 +335,13 @@ var parseCases = []parseCase{
 		payload: ` {"user":{"name":"n\u0027"},"items":[1,{"a.b":"dot"}],"dup":1,"dup":2.5e3} `,
 		kind:    Direct,
 		records: one(fields("user.name", "n'", "items[0]", "1", `items[1].a\.b`, "dot", "dup", "1", "dup", "2.5e3")),
+	},
+	{
+		// Every character that names use as syntax is escaped inside a key.
+		name:    "direct/escaped-keys",
+		payload: `{"a.b":{"c[0]":1,"d\\e":2,"]":3}}`,
+		kind:    Direct,
+		records: one(fields(`a\.b.c\[0\]`, "1", `a\.b.d\\e`, "2", `a\.b.\]`, "3")),
 	},
 	{
 		name:    "direct/array",
@@ -469,6 +513,32 @@ var parseCases = []parseCase{
 		kind:    SQS,
 		records: []Record{{Path: "Records[0]", ID: "m0", Fields: fields("body.z", "2"),
 			Violations: []Violation{{BoundDepth, "body.x"}}}},
+	},
+	{
+		// Unwrapping a notification whose attribute values would sit past
+		// MaxDepth would hide them from the bound: it is walked instead.
+		name:    "limits/depth-sns-notification",
+		lim:     Limits{MaxDepth: 5},
+		payload: sqsEvent(`{"Type":"Notification","Message":"m","MessageAttributes":{"k":{"Type":"String","Value":"v"}}}`),
+		kind:    SQS,
+		records: []Record{{Path: "Records[0]", ID: "m0", Fields: fields("body.Type", "Notification", "body.Message", "m"),
+			Violations: []Violation{{BoundDepth, "body.MessageAttributes.k"}}}},
+	},
+	{
+		name:    "limits/depth-s3-notification",
+		lim:     Limits{MaxDepth: 7},
+		payload: sqsEvent(`{"Records":[{"eventSource":"aws:s3","s3":{"object":{"key":"k"}}}]}`),
+		kind:    SQS,
+		records: []Record{{Path: "Records[0]", ID: "m0", Fields: fields("body.Records[0].eventSource", "aws:s3"),
+			Violations: []Violation{{BoundDepth, "body.Records[0].s3.object"}}}},
+	},
+	{
+		// MaxDepth is capped, so the readers that recurse stay bounded.
+		name:    "limits/depth-ceiling",
+		lim:     Limits{MaxDepth: 1 << 30},
+		payload: strings.Repeat("[", depthCeiling+1) + strings.Repeat("]", depthCeiling+1),
+		kind:    Direct,
+		records: one(nil, Violation{BoundDepth, strings.Repeat("[0]", depthCeiling)}),
 	},
 	{
 		name:    "limits/depth-nested",
@@ -830,7 +900,9 @@ func TestNameBudget(t *testing.T) {
 					names += len(f.Name)
 				}
 			}
-			if limit := nameBudget(len(tt.payload)) + len(ev.Records)*(maxTopicPartition+32); names > limit {
+			// A few times the payload, as Limits promises, and each
+			// record's Path.
+			if limit := 5*len(tt.payload) + 64<<10 + len(ev.Records)*(maxTopicPartition+32); names > limit {
 				t.Errorf("names take %d bytes for a %d-byte payload, want at most %d", names, len(tt.payload), limit)
 			}
 			if tt.name != "kafka" && ev.Records[0].Violations[0].Bound != BoundFields {
