@@ -47,13 +47,8 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 	r := callRecord{host: host, port: port, scheme: network}
 	flagged := false
 	if e := c.precheck(ctx, inv, host, port, start); e != nil {
-		refused := c.refuses(e)
-		c.finding(ctx, inv, phase, e, network, refused)
 		flagged = true
-		if refused {
-			r.addr, r.call.Error = e.Addr, "denied"
-			r.call.DurationMicros = time.Since(start).Microseconds()
-			record(inv, phase, &r)
+		if c.judge(ctx, inv, phase, e, &r, start) {
 			return nil, e
 		}
 	}

@@ -261,6 +261,19 @@ func (c *outboundConfig) dial(ctx context.Context, network, host string, port in
 	return conn, d, err
 }
 
+// judge logs and reports the finding e of a call before it is made, and
+// says whether it fails the call; a failed call is recorded, as denied.
+func (c *outboundConfig) judge(ctx context.Context, inv *invocation, phase report.Phase, e *DeniedError, r *callRecord, start time.Time) (refused bool) {
+	refused = c.refuses(e)
+	c.finding(ctx, inv, phase, e, r.scheme, refused)
+	if refused {
+		r.addr, r.call.Error = e.Addr, "denied"
+		r.call.DurationMicros = time.Since(start).Microseconds()
+		record(inv, phase, r)
+	}
+	return refused
+}
+
 // finding logs e and adds it to the invocation's report; refused says
 // whether the call was failed (action block) or let through (detect).
 func (c *outboundConfig) finding(ctx context.Context, inv *invocation, phase report.Phase, e *DeniedError, scheme string, refused bool) {

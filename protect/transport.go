@@ -154,7 +154,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(req) // no destination: the base refuses it
 	}
 	port := urlPort(req.URL)
-	_, literal := egress.Literal(host)
+	lit, literal := egress.Literal(host)
 	r := callRecord{host: host, port: port, scheme: req.URL.Scheme, call: report.Call{Method: req.Method}}
 	if r.call.Method == "" {
 		r.call.Method = http.MethodGet
@@ -172,13 +172,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if e != nil {
-		refused := c.refuses(e)
-		c.finding(ctx, inv, phase, e, r.scheme, refused)
 		flagged = true
-		if refused {
-			r.addr, r.call.Error = e.Addr, "denied"
-			r.call.DurationMicros = time.Since(start).Microseconds()
-			record(inv, phase, &r)
+		if c.judge(ctx, inv, phase, e, &r, start) {
 			return nil, e
 		}
 	}
@@ -210,7 +205,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	} else if literal {
-		r.addr, _ = egress.Literal(host)
+		r.addr = lit
 	}
 	if err != nil {
 		var de *DeniedError
