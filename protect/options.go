@@ -248,10 +248,18 @@ func newConfig(getenv func(string) string, opts []Option) (config, error) {
 }
 
 func (c *config) fromEnv(getenv func(string) string) error {
-	if v := getenv(envMode); v != "" {
-		c.mode = Mode(strings.ToLower(strings.TrimSpace(v)))
-		if !c.mode.valid() {
-			return fmt.Errorf("protect: %s=%q: want block, detect or off", envMode, v)
+	modes := []struct {
+		name string
+		dst  *Mode
+	}{{envMode, &c.mode}, {envEgressMode, &c.egressMode}}
+	for _, m := range modes {
+		v := getenv(m.name)
+		if v == "" {
+			continue
+		}
+		*m.dst = Mode(strings.ToLower(strings.TrimSpace(v)))
+		if !m.dst.valid() {
+			return fmt.Errorf("protect: %s=%q: want block, detect or off", m.name, v)
 		}
 	}
 	ints := []struct {
@@ -301,12 +309,6 @@ func (c *config) fromEnv(getenv func(string) string) error {
 			*ch.dst = v == ch.on
 		default:
 			return fmt.Errorf("protect: %s=%q: want %s or %s", ch.name, getenv(ch.name), ch.off, ch.on)
-		}
-	}
-	if v := getenv(envEgressMode); v != "" {
-		c.egressMode = Mode(strings.ToLower(strings.TrimSpace(v)))
-		if !c.egressMode.valid() {
-			return fmt.Errorf("protect: %s=%q: want block, detect or off", envEgressMode, v)
 		}
 	}
 	lists := []struct {
