@@ -47,7 +47,7 @@ func check(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var rules ruleFiles
 	fl.Var(&rules, "rules", "extra SecLang rule file (repeatable)")
 	fl.Usage = func() {
-		fmt.Fprint(stderr, "usage: lambdarasp check [flags] PATH...\n\nPATH is an event JSON file, a directory (every *.json inside, recursively) or - for stdin.\nExit status: 0 all allowed, 1 at least one blocked, 2 usage error or unreadable event.\nLAMBDARASP_* variables apply as they do in a function.\n\n")
+		fmt.Fprint(stderr, "usage: lambdarasp check [flags] PATH...\n\nPATH is an event JSON file, a directory (every *.json inside, recursively) or - for stdin.\nExit status: 0 all allowed, 1 at least one blocked, 2 usage error or unreadable event.\nLAMBDARASP_* variables apply as they do in a function, and win over --paranoia and --threshold.\n\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
