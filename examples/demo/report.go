@@ -332,7 +332,7 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 		{"the wrapper refuses every invocation in quarantine, on every source, with the trigger's blocked response",
 			step("quarantine")[quarantine] == sent("quarantine") && decisions["quarantine"] >= sent("quarantine")},
 		{"every alert reaches the webhook, and the extension saw every invocation's report with its outbound calls",
-			webhookAlerts == len(r.logs.alerts) && len(r.logs.alerts) > 0 && reports(r) == totalCalls(r) &&
+			webhookAlerts == len(r.logs.alerts) && len(r.logs.alerts) > 0 && shutdownCount(r, "reports") == totalCalls(r) &&
 				shutdownCount(r, "outbound_calls") == r.charges+webhookCalls+metadataCalls},
 	}
 }
@@ -340,15 +340,10 @@ func expectations(r *result, counts []map[string]int, raised map[string]alertLin
 // webhookCalls are the outbound step's calls to the never-seen host.
 const webhookCalls = 2
 
+// shutdownCount is a counter of the extension's last line; -1 when it
+// has none.
 func shutdownCount(r *result, field string) int {
 	if n, ok := r.logs.shutdown[field].(float64); ok {
-		return int(n)
-	}
-	return -1
-}
-
-func reports(r *result) int {
-	if n, ok := r.logs.shutdown["reports"].(float64); ok {
 		return int(n)
 	}
 	return -1

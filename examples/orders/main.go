@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,7 +130,7 @@ func notify(ctx context.Context, target string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader([]byte(`{"order":"created"}`)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(`{"order":"created"}`))
 	if err != nil {
 		return
 	}
