@@ -13,9 +13,22 @@ import (
 
 // Rule ids of findings the inspector makes itself.
 const (
-	ruleRecords = 100904 // batch larger than Limits.MaxRecords
-	ruleFailure = 100999 // inspection failed and fail-closed is on
+	ruleRecords  = 100904 // batch larger than Limits.MaxRecords
+	ruleRepeated = 100905 // a member read selectively is repeated (in any letter case)
+	ruleTrailing = 100906 // data after the JSON value
+	ruleFailure  = 100999 // inspection failed and fail-closed is on
 )
+
+// ambiguityRules are the findings of the ambiguities package source
+// reports: what was inspected may not be what the handler decodes, so the
+// event or record is blocked.
+var ambiguityRules = map[source.AmbiguityKind]struct {
+	id  int
+	msg string
+}{
+	source.Repeated: {ruleRepeated, "Ambiguous JSON: a member is repeated (in some letter case)"},
+	source.Trailing: {ruleTrailing, "Ambiguous JSON: data after the JSON value"},
+}
 
 // Action is the rules' decision on an event.
 type Action string
@@ -147,6 +160,10 @@ func (in *Inspector) Inspect(payload []byte) Verdict {
 		if ev.Request != nil {
 			res := in.engine.Request(ev.Request)
 			v.add(res, "", -1, in.cfg.snippets)
+			if as := ev.Request.Ambiguities; len(as) > 0 {
+				v.Action = Deny
+				v.Findings = appendAmbiguities(v.Findings, as, "", -1)
+			}
 		}
 		return v
 	}
@@ -160,11 +177,21 @@ func (in *Inspector) Inspect(payload []byte) Verdict {
 		}
 		res := batch.Record(rec)
 		v.add(res, rec.Path, rec.Index, in.cfg.snippets)
-		if res.Blocked {
-			v.blockRecord(i)
+		if res.Blocked || len(rec.Ambiguities) > 0 {
+			v.blockRecord(i, appendAmbiguities(nil, rec.Ambiguities, rec.Path, rec.Index)...)
 		}
 	}
 	return v
+}
+
+// appendAmbiguities appends a finding for each ambiguity, found in the
+// record at prefix.
+func appendAmbiguities(fs []Finding, as []source.Ambiguity, prefix string, record int) []Finding {
+	for _, a := range as {
+		r := ambiguityRules[a.Kind]
+		fs = append(fs, Finding{Rule: r.id, Message: r.msg, Path: joinPath(prefix, a.Path), Record: record})
+	}
+	return fs
 }
 
 func (v *Verdict) add(res waf.Result, prefix string, record int, snippets bool) {

@@ -7,24 +7,27 @@ import "github.com/tidwall/gjson"
 // number.
 func (p *parser) dynamodb(rec gjson.Result) (id string) {
 	b := &p.b
+	var d [1]gjson.Result
+	b.lookup(rec, dynamodbName, d[:])
 	mark := b.push("dynamodb")
-	rec.Get("dynamodb").ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "SequenceNumber":
-			if id == "" {
-				id = v.String()
-			}
-		case "Keys", "NewImage", "OldImage":
-			m := b.push(k.Str)
+	var m [4]gjson.Result
+	b.lookup(d[0], imageNames, m[:])
+	for i, v := range m[1:] {
+		if v.Exists() {
+			mk := b.push(imageNames[i+1])
 			// The image sits inside the event, Records, the record and dynamodb.
 			p.item(v, 4)
-			b.pop(m)
+			b.pop(mk)
 		}
-		return !b.full
-	})
+	}
 	b.pop(mark)
-	return id
+	return m[0].String()
 }
+
+var (
+	dynamodbName = []string{"dynamodb"}
+	imageNames   = []string{"SequenceNumber", "Keys", "NewImage", "OldImage"}
+)
 
 // item adds the attributes of a DynamoDB item or map, an object of typed
 // values, which sits inside depth containers.
@@ -57,7 +60,7 @@ func (p *parser) typed(v gjson.Result, depth int) {
 	v.ForEach(func(t, x gjson.Result) bool {
 		switch t.Str {
 		case "S", "N":
-			b.addHere(x.String())
+			b.addHere(str(x))
 		case "B":
 			b.addHere(b.decode64(x.String()))
 		case "BOOL", "NULL":
@@ -91,7 +94,7 @@ func (p *parser) list(typ string, arr gjson.Result, depth int) {
 		case "BS":
 			b.addHere(b.decode64(e.String()))
 		default:
-			b.addHere(e.String())
+			b.addHere(str(e))
 		}
 		b.pop(mark)
 		i++

@@ -10,9 +10,12 @@ import (
 // own: an SQS body, an SNS message, Kinesis or Firehose data, a Kafka value.
 // JSON text is walked leaf by leaf under the name buffer, so a rule sees
 // `body.user.name` rather than one opaque string. Text that is a notification
-// of another AWS service (SNS→SQS, S3→SQS, S3→SNS→SQS, EventBridge→SQS) gives
-// only what that service's caller chose, as the top-level kinds do. Anything
-// else is one field holding the text.
+// of another AWS service (SNS→SQS, S3→SQS, S3→SNS→SQS) is walked the same
+// way, with what that service encodes read as its subscriber reads it: an
+// SNS Message as an envelope of its own, an S3 object key URL-decoded. Its
+// metadata (TopicArn, MessageId, eventName…) is inspected too: whoever can
+// write the text (anyone who can send to the queue) writes those as well.
+// Anything else is one field holding the text.
 //
 // depth is the number of containers around the text in the event: envelopes
 // share the event's depth budget, so nesting JSON inside strings does not
@@ -24,10 +27,12 @@ func (b *builder) envelope(text string, depth int) {
 		return
 	}
 	if text[j] == '{' {
-		if sns, s3, eb := shapes(text, j); sns || s3 || eb {
+		if sns, s3 := shapes(text, j); sns || s3 {
 			doc := gjson.Parse(text)
-			if (sns && b.snsNotification(doc, depth)) || (s3 && b.s3Notification(doc, depth)) ||
-				(eb && b.eventBridgeNotification(doc, depth)) {
+			if sns && b.snsNotification(doc, depth) {
+				return
+			}
+			if s3 && b.s3Notification(doc, text, depth) {
 				return
 			}
 		}
@@ -35,12 +40,12 @@ func (b *builder) envelope(text string, depth int) {
 	b.walk(text, depth)
 }
 
-// The members a notification of each service may have. A document whose
-// members are not all of these, or that repeats one, is walked whole instead:
-// whoever can write the envelope's text (anyone who can send to the queue) can
-// shape it like a notification, and extra members the handler reads must not
-// escape inspection. A repeated member matters because Go's encoding/json
-// keeps the last one where gjson finds the first.
+// The members a notification of each service may have, spelled exactly. A
+// document whose members are not all of these, or that repeats one, is
+// walked as plain JSON instead: its Message or object key is then inspected
+// as written, not decoded the way the notification's reader would, but a
+// second Message in another letter case that encoding/json would prefer
+// cannot sit beside the one that was decoded.
 var (
 	snsKeys = []string{
 		"Type", "MessageId", "TopicArn", "Subject", "Message", "Timestamp",
@@ -54,10 +59,6 @@ var (
 		"glacierEventData", "restoreEventData", "intelligentTieringEventData",
 		"lifecycleEventData", "replicationEventData",
 	}
-	eventBridgeKeys = []string{
-		"version", "id", "detail-type", "source", "account", "time", "region",
-		"resources", "detail", "replay-name",
-	}
 )
 
 // shapes reports which notifications the JSON object starting at text[i]
@@ -65,17 +66,16 @@ var (
 // walker's tokenizer and stops at the first key no shape allows, which for
 // an application's own document is usually the first: most bodies cost a
 // few bytes here, not a rescan.
-func shapes(text string, i int) (sns, s3, eb bool) {
-	sns, s3, eb = true, true, true
-	var snsSeen, s3Seen, ebSeen uint64
+func shapes(text string, i int) (sns, s3 bool) {
+	sns, s3 = true, true
+	var snsSeen, s3Seen uint64
 	i = skipSpace(text, i+1)
 	for i < len(text) && text[i] == '"' {
 		j := stringEnd(text, i)
 		key := unquote(text[i:j])
 		sns = sns && once(key, snsKeys, &snsSeen)
 		s3 = s3 && once(key, s3EventKeys, &s3Seen)
-		eb = eb && once(key, eventBridgeKeys, &ebSeen)
-		if !sns && !s3 && !eb {
+		if !sns && !s3 {
 			return
 		}
 		// Skip the colon and the value to the next key.
@@ -129,84 +129,60 @@ func onlyKeys(obj gjson.Result, keys []string) bool {
 }
 
 // snsNotification adds the fields of an SNS notification as SNS delivers it
-// to SQS or HTTP subscribers: Subject, Message (itself an envelope) and the
-// message attributes' values. It reports false, adding nothing, when doc is
-// not such a notification.
+// to SQS or HTTP subscribers: every member, with Message read as an envelope
+// of its own. It reports false, adding nothing, when doc is not such a
+// notification.
 func (b *builder) snsNotification(doc gjson.Result, depth int) bool {
-	// The attribute values sit three containers down.
-	if depth+3 > b.lim.MaxDepth {
-		return false
-	}
 	typ, msg := doc.Get("Type"), doc.Get("Message")
 	if typ.Type != gjson.String || typ.Str != "Notification" || msg.Type != gjson.String {
 		return false
 	}
-	b.snsFields(doc, depth+1)
-	return true
-}
-
-// snsFields adds Subject, Message and MessageAttributes.<k>.Value of the SNS
-// object sns, whose members sit inside depth containers. It serves both the
-// SNS trigger (the Sns member of a record) and SNS notifications found in an
-// envelope; the two spell some metadata keys differently but not these.
-func (b *builder) snsFields(sns gjson.Result, depth int) {
-	sns.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "Subject":
-			if v.Type != gjson.Null {
-				b.addKey("Subject", v.String())
-			}
-		case "Message":
-			mark := b.push("Message")
-			if v.Type == gjson.String {
-				b.envelope(v.Str, depth)
-			} else {
-				b.walk(v.Raw, depth)
-			}
-			b.pop(mark)
-		case "MessageAttributes":
-			mark := b.push("MessageAttributes")
-			b.snsAttributes(v, depth+1)
-			b.pop(mark)
-		}
-		return !b.full
-	})
-}
-
-// snsAttributes adds <k>.Value for each message attribute. An attribute that
-// is not the usual {"Type", "Value"} object is walked whole so nothing in it
-// escapes inspection.
-func (b *builder) snsAttributes(attrs gjson.Result, depth int) {
-	if !attrs.IsObject() {
-		if attrs.Type != gjson.Null {
-			b.walk(attrs.Raw, depth-1)
-		}
-		return
-	}
-	attrs.ForEach(func(k, attr gjson.Result) bool {
+	doc.ForEach(func(k, v gjson.Result) bool {
 		mark := b.push(k.Str)
-		if attr.IsObject() {
-			attr.ForEach(func(ak, v gjson.Result) bool {
-				if ak.Str == "Value" {
-					b.addKey("Value", v.String())
-				}
-				return !b.full
-			})
+		if k.Str == "Message" {
+			b.envelope(str(v), depth+1)
 		} else {
-			b.walk(attr.Raw, depth)
+			b.walk(v.Raw, depth+1)
 		}
 		b.pop(mark)
 		return !b.full
 	})
+	return true
 }
 
-// s3Notification adds Records[i].s3.object.key of an S3 event notification
-// and reports whether doc was one.
-func (b *builder) s3Notification(doc gjson.Result, depth int) bool {
-	// The key sits five containers down: event, Records, record, s3, object.
-	if depth+5 > b.lim.MaxDepth {
-		return false
+var snsFieldNames = []string{"Subject", "Message", "MessageAttributes"}
+
+// snsFields adds Subject, Message and MessageAttributes of the Sns object of
+// an SNS trigger's record, whose members sit inside depth containers. The
+// rest is written by SNS.
+func (b *builder) snsFields(sns gjson.Result, depth int) {
+	var m [3]gjson.Result
+	b.lookup(sns, snsFieldNames, m[:])
+	if v := m[0]; v.Exists() && v.Type != gjson.Null {
+		b.addKey("Subject", str(v))
 	}
+	if v := m[1]; v.Exists() {
+		mark := b.push("Message")
+		if v.Type == gjson.String {
+			b.envelope(str(v), depth)
+		} else {
+			b.walk(v.Raw, depth)
+		}
+		b.pop(mark)
+	}
+	// A map to aws-lambda-go: the handler gets every member of every
+	// attribute.
+	if v := m[2]; v.Exists() && v.Type != gjson.Null {
+		mark := b.push("MessageAttributes")
+		b.walk(v.Raw, depth)
+		b.pop(mark)
+	}
+}
+
+// s3Notification adds the fields of an S3 event notification, text, and
+// reports whether doc was one: every leaf, and each object key decoded as
+// well (see s3Key).
+func (b *builder) s3Notification(doc gjson.Result, text string, depth int) bool {
 	recs := doc.Get("Records")
 	if !recs.IsArray() {
 		return false
@@ -219,11 +195,19 @@ func (b *builder) s3Notification(doc gjson.Result, depth int) bool {
 	if !ok {
 		return false
 	}
+	b.walk(text, depth)
+	// The key sits five containers down: event, Records, record, s3,
+	// object; walk said so if that is too deep.
+	if depth+5 > b.lim.MaxDepth {
+		return true
+	}
 	mark := b.push("Records")
 	i := 0
 	recs.ForEach(func(_, rec gjson.Result) bool {
 		m := b.pushIndex(i)
-		b.s3Key(rec)
+		if raw, key, ok := b.objectKey(rec); ok && key != raw {
+			b.addKey("key", key)
+		}
 		b.pop(m)
 		i++
 		return !b.full
@@ -235,43 +219,53 @@ func (b *builder) s3Notification(doc gjson.Result, depth int) bool {
 // s3Key adds s3.object.key of an S3 event record, decoded: S3 form-encodes
 // the key in events, so "a+b%3Bc" is the object "a b;c".
 func (b *builder) s3Key(rec gjson.Result) {
-	key := rec.Get("s3.object.key")
-	if !key.Exists() {
-		return
+	mark := len(b.name)
+	if _, key, ok := b.objectKey(rec); ok {
+		b.addKey("key", key)
 	}
-	raw := key.String()
-	text, err := url.QueryUnescape(raw)
-	if err != nil {
-		text = raw
-	}
-	mark := b.push("s3")
-	b.push("object")
-	b.addKey("key", text)
 	b.pop(mark)
 }
 
-// eventBridgeNotification adds the fields of an EventBridge event found in an
-// envelope and reports whether doc was one.
-func (b *builder) eventBridgeNotification(doc gjson.Result, depth int) bool {
-	if !doc.Get("detail-type").Exists() ||
-		!doc.Get("source").Exists() || !doc.Get("detail").Exists() {
-		return false
+var (
+	s3Name     = []string{"s3"}
+	objectName = []string{"object"}
+	keyName    = []string{"key"}
+)
+
+// objectKey finds s3.object.key in the S3 event record rec as encoding/json
+// does, and returns it as written and decoded. It leaves the name buffer at
+// s3.object, for the key's field, and reports whether there is a key.
+func (b *builder) objectKey(rec gjson.Result) (raw, key string, ok bool) {
+	var s3, obj, k [1]gjson.Result
+	b.lookup(rec, s3Name, s3[:])
+	b.push("s3")
+	b.lookup(s3[0], objectName, obj[:])
+	b.push("object")
+	b.lookup(obj[0], keyName, k[:])
+	if !k[0].Exists() {
+		return "", "", false
 	}
-	b.eventBridgeFields(doc, depth+1)
-	return true
+	raw = str(k[0])
+	key, err := url.QueryUnescape(raw)
+	if err != nil {
+		key = raw
+	}
+	return raw, key, true
 }
 
 // eventBridgeFields adds what a PutEvents caller chooses: every leaf of
 // detail, and source, detail-type and resources, whose values are free-form
 // for custom events. The event's members sit inside depth containers.
 func (b *builder) eventBridgeFields(ev gjson.Result, depth int) {
-	ev.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "source", "detail-type", "resources", "detail":
-			mark := b.push(k.Str)
+	var m [4]gjson.Result
+	b.lookup(ev, eventBridgeNames, m[:])
+	for i, v := range m {
+		if v.Exists() {
+			mark := b.push(eventBridgeNames[i])
 			b.walk(v.Raw, depth)
 			b.pop(mark)
 		}
-		return !b.full
-	})
+	}
 }
+
+var eventBridgeNames = []string{"detail-type", "source", "resources", "detail"}

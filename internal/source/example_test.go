@@ -22,6 +22,8 @@ func ExampleParse() {
 	}
 	// Output:
 	// sqs
+	// 059f36b4 Records[0].body.Type = "Notification"
+	// 059f36b4 Records[0].body.TopicArn = "arn:aws:sns:us-east-1:1:orders"
 	// 059f36b4 Records[0].body.Subject = "new order"
 	// 059f36b4 Records[0].body.Message.user = "x' OR 1=1--"
 }

@@ -16,32 +16,31 @@ func request(kind Kind, m *members) *Request {
 	r := &Request{Protocol: "HTTP/1.1"}
 	switch kind {
 	case APIGatewayHTTP, FunctionURL:
-		h := m.http
-		r.Method = h.Get("method").String()
+		r.Method = str(m.method)
 		// rawPath and rawQueryString are as the client sent them.
-		r.URI = orSlash(m.rawPath.String())
-		if q := m.rawQueryString.String(); q != "" {
+		r.URI = orSlash(str(m.rawPath))
+		if q := str(m.rawQueryString); q != "" {
 			r.URI += "?" + q
 		}
-		if p := h.Get("protocol").String(); p != "" {
+		if p := str(m.httpProtocol); p != "" {
 			r.Protocol = p
 		}
-		r.RemoteAddr = h.Get("sourceIp").String()
+		r.RemoteAddr = str(m.sourceIP)
 		r.Headers = headers(r.Headers, m.headers, gjson.Result{})
 		r.Headers = cookies(r.Headers, m.cookies)
 	case APIGatewayREST:
-		r.Method = m.httpMethod.String()
+		r.Method = str(m.httpMethod)
 		// API Gateway REST hands over the path decoded: encode it again.
-		r.URI = withQuery(orSlash((&url.URL{Path: m.path.String()}).EscapedPath()), query(m, true))
-		if p := m.protocol.String(); p != "" {
+		r.URI = withQuery(orSlash((&url.URL{Path: str(m.path)}).EscapedPath()), query(m, true))
+		if p := str(m.protocol); p != "" {
 			r.Protocol = p
 		}
-		r.RemoteAddr = m.identity.Get("sourceIp").String()
+		r.RemoteAddr = sourceIP(m.identity)
 		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
 	case ALB:
-		r.Method = m.httpMethod.String()
+		r.Method = str(m.httpMethod)
 		// The ALB passes the path and the query parameters undecoded.
-		r.URI = withQuery(orSlash(m.path.String()), query(m, false))
+		r.URI = withQuery(orSlash(str(m.path)), query(m, false))
 		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
 	case APIGatewayWebSocket:
 		// A WebSocket route has no method or path of its own: the connection
@@ -51,7 +50,7 @@ func request(kind Kind, m *members) *Request {
 			r.Method = "POST"
 		}
 		r.URI = withQuery("/", query(m, true))
-		r.RemoteAddr = m.identity.Get("sourceIp").String()
+		r.RemoteAddr = sourceIP(m.identity)
 		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
 	}
 	r.Body = body(m)
@@ -80,6 +79,16 @@ func request(kind Kind, m *members) *Request {
 	return r
 }
 
+// sourceIP returns requestContext.identity.sourceIp as encoding/json reads
+// it.
+func sourceIP(identity gjson.Result) string {
+	var ip [1]gjson.Result
+	lookup(identity, sourceIPName, ip[:])
+	return str(ip[0])
+}
+
+var sourceIPName = []string{"sourceIp"}
+
 func orSlash(path string) string {
 	if path == "" {
 		return "/"
@@ -94,8 +103,8 @@ func withQuery(path, query string) string {
 	return path + "?" + query
 }
 
-// query rebuilds the query string from the query-parameter members,
-// preferring the multi-value form, which keeps repeated parameters. API
+// query rebuilds the query string from the query-parameter members (both,
+// see pairs). API
 // Gateway decodes the parameters, so escape re-encodes them; the ALB does not.
 func query(m *members, escape bool) string {
 	var sb strings.Builder
@@ -114,8 +123,8 @@ func query(m *members, escape bool) string {
 	return sb.String()
 }
 
-// headers appends the request headers from the header members, preferring
-// the multi-value form, which keeps repeated headers.
+// headers appends the request headers from the header members (both, see
+// pairs).
 func headers(hs []Header, single, multi gjson.Result) []Header {
 	pairs(single, multi, func(k, v string) {
 		hs = append(hs, Header{Name: k, Value: v})
@@ -124,29 +133,60 @@ func headers(hs []Header, single, multi gjson.Result) []Header {
 }
 
 // pairs calls fn for each name and value of a multi-value member
-// ({"k": ["v1", "v2"]}) if it is an object, else of a single-value member
-// ({"k": "v"}), in payload order. Null values are skipped.
+// ({"k": ["v1", "v2"]}), then for each of a single-value member ({"k":
+// "v"}) that the multi-value member does not have, in payload order. Null
+// values are skipped. API Gateway REST fills both with the same pairs; the
+// aws-lambda-go types carry both, and a handler reading the one that was
+// not inspected must not find anything new there.
 func pairs(single, multi gjson.Result, fn func(k, v string)) {
-	obj := single
+	var seen [][2]string
 	if multi.IsObject() {
-		obj = multi
+		multi.ForEach(func(k, v gjson.Result) bool {
+			name := validUTF8(k.Str)
+			each(v, func(v string) {
+				seen = append(seen, [2]string{name, v})
+				fn(name, v)
+			})
+			return true
+		})
 	}
-	if !obj.IsObject() {
+	if !single.IsObject() {
 		return
 	}
-	obj.ForEach(func(k, v gjson.Result) bool {
-		if v.IsArray() {
-			v.ForEach(func(_, e gjson.Result) bool {
-				if e.Type != gjson.Null {
-					fn(k.Str, e.String())
+	n := 0
+	single.ForEach(func(k, v gjson.Result) bool {
+		name := validUTF8(k.Str)
+		each(v, func(v string) {
+			// API Gateway writes the two in the same order: look where
+			// the pair would be first.
+			if n < len(seen) && seen[n] == [2]string{name, v} {
+				n++
+				return
+			}
+			for _, p := range seen {
+				if p == [2]string{name, v} {
+					return
 				}
-				return true
-			})
-		} else if v.Type != gjson.Null {
-			fn(k.Str, v.String())
-		}
+			}
+			fn(name, v)
+		})
 		return true
 	})
+}
+
+// each calls fn for each element of the array v that is not null, or for v
+// itself if it is not an array or null.
+func each(v gjson.Result, fn func(string)) {
+	if v.IsArray() {
+		v.ForEach(func(_, e gjson.Result) bool {
+			if e.Type != gjson.Null {
+				fn(str(e))
+			}
+			return true
+		})
+	} else if v.Type != gjson.Null {
+		fn(str(v))
+	}
 }
 
 // cookies folds the cookies member of a payload v2 event, where API Gateway
@@ -160,7 +200,7 @@ func cookies(hs []Header, list gjson.Result) []Header {
 		if sb.Len() > 0 {
 			sb.WriteString("; ")
 		}
-		sb.WriteString(c.String())
+		sb.WriteString(str(c))
 		return true
 	})
 	if sb.Len() == 0 {
@@ -181,7 +221,7 @@ func cookies(hs []Header, list gjson.Result) []Header {
 // body returns the request body, base64-decoded when the event says so. A
 // body that does not decode is returned as sent, so it is still inspected.
 func body(m *members) []byte {
-	b := m.body.String()
+	b := str(m.body)
 	if b == "" {
 		return nil
 	}

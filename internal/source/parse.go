@@ -54,11 +54,19 @@ type parser struct {
 
 func (p *parser) parse() Event {
 	s := p.s
-	if !valid(s) {
+	end, ok := scanValue(s)
+	if !ok {
 		return p.text(s, 0, len(s))
 	}
+	if end < len(s) {
+		// What follows the value is not part of the event the runtime
+		// decodes: inspect all of it as text, and block it as ambiguous.
+		ev := p.text(s, 0, len(s))
+		ev.Records[0].Ambiguities = []Ambiguity{{Kind: Trailing}}
+		return ev
+	}
 	start := skipSpace(s, 0)
-	end := len(strings.TrimRight(s, " \t\r\n"))
+	end = len(strings.TrimRight(s, " \t\r\n"))
 	if c := s[start]; c != '{' && c != '[' {
 		v := s[start:end]
 		if c == '"' {
@@ -68,8 +76,16 @@ func (p *parser) parse() Event {
 	}
 	root := gjson.Parse(s)
 	var m members
-	if root.IsObject() {
-		m.read(root)
+	if root.IsObject() && !m.read(root) {
+		// A member that classifies the event is repeated: which one the
+		// handler decodes depends on how it decodes. Inspect every value
+		// and block the event as ambiguous.
+		r := Record{Start: start, End: end}
+		p.b.begin()
+		p.b.walk(s, 0)
+		p.b.amb = append(p.b.amb, Ambiguity{Kind: Repeated, Path: m.repeated})
+		p.b.end(&r)
+		return Event{Kind: Direct, Records: []Record{r}}
 	}
 	kind := m.kind()
 	if kind.HTTP() {
@@ -80,7 +96,7 @@ func (p *parser) parse() Event {
 	ev := Event{Kind: kind}
 	switch kind {
 	case SQS, SNS, S3, DynamoDB, Kinesis:
-		p.records(&ev, m.Records, "Records")
+		p.records(&ev, m.records, "Records")
 	case Firehose:
 		p.records(&ev, m.records, "records")
 	case Kafka:
@@ -102,22 +118,28 @@ func (p *parser) parse() Event {
 	return ev
 }
 
-// jsonBody walks a request body that is a JSON document into r.Fields.
+// jsonBody walks a request body that is a JSON document into r.Fields. A
+// body with more after its JSON value is walked too (a handler reading the
+// body with a json.Decoder decodes that value), and is ambiguous.
 func (p *parser) jsonBody(r *Request) {
 	if c := firstByte(r.Body); c != '{' && c != '[' {
 		return
 	}
 	s := string(r.Body)
-	if !valid(s) {
+	end, ok := scanValue(s)
+	if !ok {
 		return
 	}
 	var rec Record
 	p.b.begin()
 	mark := p.b.push("body")
-	p.b.walk(s, 0)
+	p.b.walk(s[:end], 0)
+	if end < len(s) {
+		p.b.amb = append(p.b.amb, Ambiguity{Kind: Trailing, Path: "body"})
+	}
 	p.b.pop(mark)
 	p.b.end(&rec)
-	r.JSON, r.Fields, r.Violations = true, rec.Fields, rec.Violations
+	r.JSON, r.Fields, r.Violations, r.Ambiguities = true, rec.Fields, rec.Violations, rec.Ambiguities
 }
 
 // text returns a Direct event whose one field is the whole payload.
@@ -130,111 +152,79 @@ func (p *parser) text(v string, start, end int) Event {
 }
 
 // members are the top-level members of an event that classify it and that
-// the HTTP kinds are rebuilt from, read in one pass over the payload.
+// the HTTP kinds are rebuilt from, read in one pass over the payload as
+// encoding/json reads them into the aws-lambda-go event types (see lookup).
 type members struct {
 	version, requestContext, httpMethod                    gjson.Result
 	path, rawPath, rawQueryString                          gjson.Result
 	queryStringParameters, multiValueQueryStringParameters gjson.Result
 	headers, multiValueHeaders, cookies                    gjson.Result
 	body, isBase64Encoded                                  gjson.Result
-	Records, records, deliveryStreamArn, eventSource       gjson.Result
-	detailType, source, detail, triggerSource, userPoolId  gjson.Result
+	// records is Records (SQS, SNS, S3, DynamoDB, Kinesis) or records
+	// (Firehose, Kafka): one name to encoding/json.
+	records, deliveryStreamArn, eventSource               gjson.Result
+	detailType, source, detail, triggerSource, userPoolId gjson.Result
 
-	// Members of requestContext.
+	// Members of requestContext, and of requestContext.http.
 	http, elb, connectionId, eventType, domainName, protocol, identity gjson.Result
+	method, httpProtocol, sourceIP                                     gjson.Result
+
+	// repeated names the first member found more than once.
+	repeated string
 }
 
-// read fills m from the members of the object root.
-func (m *members) read(root gjson.Result) {
-	readLast(root, func(key string) *gjson.Result {
-		switch key {
-		case "version":
-			return &m.version
-		case "requestContext":
-			return &m.requestContext
-		case "httpMethod":
-			return &m.httpMethod
-		case "path":
-			return &m.path
-		case "rawPath":
-			return &m.rawPath
-		case "rawQueryString":
-			return &m.rawQueryString
-		case "queryStringParameters":
-			return &m.queryStringParameters
-		case "multiValueQueryStringParameters":
-			return &m.multiValueQueryStringParameters
-		case "headers":
-			return &m.headers
-		case "multiValueHeaders":
-			return &m.multiValueHeaders
-		case "cookies":
-			return &m.cookies
-		case "body":
-			return &m.body
-		case "isBase64Encoded":
-			return &m.isBase64Encoded
-		case "Records":
-			return &m.Records
-		case "records":
-			return &m.records
-		case "deliveryStreamArn":
-			return &m.deliveryStreamArn
-		case "eventSource":
-			return &m.eventSource
-		case "detail-type":
-			return &m.detailType
-		case "source":
-			return &m.source
-		case "detail":
-			return &m.detail
-		case "triggerSource":
-			return &m.triggerSource
-		case "userPoolId":
-			return &m.userPoolId
-		}
-		return nil
-	})
-	readLast(m.requestContext, func(key string) *gjson.Result {
-		switch key {
-		case "http":
-			return &m.http
-		case "elb":
-			return &m.elb
-		case "connectionId":
-			return &m.connectionId
-		case "eventType":
-			return &m.eventType
-		case "domainName":
-			return &m.domainName
-		case "protocol":
-			return &m.protocol
-		case "identity":
-			return &m.identity
-		}
-		return nil
-	})
+var (
+	topNames = []string{
+		"version", "requestContext", "httpMethod", "path", "rawPath", "rawQueryString",
+		"queryStringParameters", "multiValueQueryStringParameters", "headers",
+		"multiValueHeaders", "cookies", "body", "isBase64Encoded", "records",
+		"deliveryStreamArn", "eventSource", "detail-type", "source", "detail",
+		"triggerSource", "userPoolId",
+	}
+	contextNames = []string{"http", "elb", "connectionId", "eventType", "domainName", "protocol", "identity"}
+	httpNames    = []string{"method", "protocol", "sourceIp"}
+)
+
+// read fills m from the members of the object root. It reports false when
+// a member is repeated (m.repeated names it).
+func (m *members) read(root gjson.Result) bool {
+	top := [...]*gjson.Result{
+		&m.version, &m.requestContext, &m.httpMethod, &m.path, &m.rawPath, &m.rawQueryString,
+		&m.queryStringParameters, &m.multiValueQueryStringParameters, &m.headers,
+		&m.multiValueHeaders, &m.cookies, &m.body, &m.isBase64Encoded, &m.records,
+		&m.deliveryStreamArn, &m.eventSource, &m.detailType, &m.source, &m.detail,
+		&m.triggerSource, &m.userPoolId,
+	}
+	ctx := [...]*gjson.Result{&m.http, &m.elb, &m.connectionId, &m.eventType, &m.domainName, &m.protocol, &m.identity}
+	http := [...]*gjson.Result{&m.method, &m.httpProtocol, &m.sourceIP}
+	return m.fill(root, topNames, top[:], "") &&
+		m.fill(m.requestContext, contextNames, ctx[:], "requestContext.") &&
+		m.fill(m.http, httpNames, http[:], "requestContext.http.")
 }
 
-// readLast stores each member of obj that slot names into its slot. Of
-// repeated members the last wins: encoding/json, which decodes the event for
-// the handler, keeps the last, and what is inspected must be what the
-// handler sees.
-func readLast(obj gjson.Result, slot func(key string) *gjson.Result) {
-	obj.ForEach(func(k, v gjson.Result) bool {
-		if f := slot(k.Str); f != nil {
-			*f = v
-		}
-		return true
-	})
+// fill stores the members of obj that names select into slots, and reports
+// false when one is repeated.
+func (m *members) fill(obj gjson.Result, names []string, slots []*gjson.Result, prefix string) bool {
+	var out [32]gjson.Result
+	r := lookup(obj, names, out[:len(names)])
+	for i, s := range slots {
+		*s = out[i]
+	}
+	if r != "" {
+		m.repeated = prefix + r
+		return false
+	}
+	return true
 }
+
+var eventSourceName = []string{"eventSource"}
 
 // kind classifies the event by the members AWS puts in each trigger's
 // events. The first match wins; the order matters where shapes overlap (a
 // WebSocket event can carry httpMethod, an ALB event has a requestContext).
 func (m *members) kind() Kind {
 	switch {
-	case m.version.String() == "2.0" && m.http.Get("method").Exists():
+	case m.version.String() == "2.0" && m.method.Exists():
 		if strings.Contains(m.domainName.String(), ".lambda-url.") {
 			return FunctionURL
 		}
@@ -246,8 +236,12 @@ func (m *members) kind() Kind {
 	case m.httpMethod.Exists() && m.requestContext.Exists():
 		return APIGatewayREST
 	}
-	if first := m.Records.Get("0"); m.Records.IsArray() && first.Exists() {
-		switch first.Get("eventSource").String() {
+	if first := m.records.Get("0"); m.records.IsArray() && first.Exists() {
+		// SNS spells it EventSource, the others eventSource: one name to
+		// encoding/json.
+		var src [1]gjson.Result
+		lookup(first, eventSourceName, src[:])
+		switch src[0].String() {
 		case "aws:sqs":
 			return SQS
 		case "aws:kinesis":
@@ -256,8 +250,7 @@ func (m *members) kind() Kind {
 			return DynamoDB
 		case "aws:s3":
 			return S3
-		}
-		if first.Get("EventSource").String() == "aws:sns" {
+		case "aws:sns":
 			return SNS
 		}
 	}

@@ -66,125 +66,129 @@ func span(s string, rec gjson.Result) (start, end int) {
 // messageId. The rest of the record is written by SQS.
 func (p *parser) sqs(rec gjson.Result) (id string) {
 	b := &p.b
-	rec.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messageId":
-			if id == "" {
-				id = v.String()
+	var m [4]gjson.Result
+	b.lookup(rec, sqsNames, m[:])
+	id = m[0].String()
+	if body := m[1]; body.Exists() {
+		mark := b.push("body")
+		b.envelope(str(body), 3)
+		b.pop(mark)
+	}
+	if attrs := m[3]; attrs.Exists() {
+		mark := b.push("attributes")
+		var fifo [2]gjson.Result
+		b.lookup(attrs, fifoNames, fifo[:])
+		for i, v := range fifo {
+			if v.Exists() {
+				b.addKey(fifoNames[i], str(v))
 			}
-		case "body":
-			mark := b.push("body")
-			b.envelope(v.String(), 3)
-			b.pop(mark)
-		case "messageAttributes":
-			mark := b.push("messageAttributes")
-			v.ForEach(func(name, attr gjson.Result) bool {
-				m := b.push(name.Str)
-				p.sqsAttribute(attr)
-				b.pop(m)
-				return !b.full
-			})
-			b.pop(mark)
-		case "attributes":
-			v.ForEach(func(name, attr gjson.Result) bool {
-				switch name.Str {
-				case "MessageGroupId", "MessageDeduplicationId":
-					mark := b.push("attributes")
-					b.addKey(name.Str, attr.String())
-					b.pop(mark)
-				}
-				return !b.full
-			})
 		}
-		return !b.full
-	})
+		b.pop(mark)
+	}
+	if attrs := m[2]; attrs.Exists() {
+		mark := b.push("messageAttributes")
+		attrs.ForEach(func(name, attr gjson.Result) bool {
+			m := b.push(name.Str)
+			p.sqsAttribute(attr)
+			b.pop(m)
+			return !b.full
+		})
+		b.pop(mark)
+	}
 	return id
 }
+
+var (
+	sqsNames       = []string{"messageId", "body", "messageAttributes", "attributes"}
+	fifoNames      = []string{"MessageGroupId", "MessageDeduplicationId"}
+	attributeNames = []string{"stringValue", "binaryValue", "stringListValues", "binaryListValues"}
+)
 
 // sqsAttribute adds the values of one message attribute; binary values are
 // decoded.
 func (p *parser) sqsAttribute(attr gjson.Result) {
 	b := &p.b
-	attr.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "stringValue":
-			b.addKey(k.Str, v.String())
-		case "binaryValue":
-			b.addKey(k.Str, b.decode64(v.String()))
-		case "stringListValues", "binaryListValues":
-			mark := b.push(k.Str)
-			j := 0
-			v.ForEach(func(_, e gjson.Result) bool {
-				m := b.pushIndex(j)
-				if k.Str == "binaryListValues" {
-					b.addHere(b.decode64(e.String()))
-				} else {
-					b.addHere(e.String())
-				}
-				b.pop(m)
-				j++
-				return !b.full
-			})
-			b.pop(mark)
+	var m [4]gjson.Result
+	b.lookup(attr, attributeNames, m[:])
+	if v := m[0]; v.Exists() {
+		b.addKey(attributeNames[0], str(v))
+	}
+	if v := m[1]; v.Exists() {
+		b.addKey(attributeNames[1], b.decode64(v.String()))
+	}
+	for i := 2; i < 4; i++ {
+		if !m[i].Exists() {
+			continue
 		}
-		return !b.full
-	})
+		mark := b.push(attributeNames[i])
+		j := 0
+		m[i].ForEach(func(_, e gjson.Result) bool {
+			m := b.pushIndex(j)
+			if i == 3 {
+				b.addHere(b.decode64(e.String()))
+			} else {
+				b.addHere(str(e))
+			}
+			b.pop(m)
+			j++
+			return !b.full
+		})
+		b.pop(mark)
+	}
 }
 
 // sns adds Sns.Subject, Sns.Message (an envelope) and the message
-// attributes' values.
+// attributes.
 func (p *parser) sns(rec gjson.Result) {
-	sns := rec.Get("Sns")
-	if !sns.IsObject() {
+	var sns [1]gjson.Result
+	p.b.lookup(rec, snsName, sns[:])
+	if !sns[0].IsObject() {
 		return
 	}
 	mark := p.b.push("Sns")
-	p.b.snsFields(sns, 4)
+	p.b.snsFields(sns[0], 4)
 	p.b.pop(mark)
 }
+
+var (
+	snsName       = []string{"Sns"}
+	kinesisName   = []string{"kinesis"}
+	kinesisNames  = []string{"data", "partitionKey", "sequenceNumber"}
+	firehoseNames = []string{"recordId", "data"}
+)
 
 // kinesis adds kinesis.data (base64, an envelope) and kinesis.partitionKey,
 // both chosen by the producer, and returns the sequence number.
 func (p *parser) kinesis(rec gjson.Result) (id string) {
 	b := &p.b
-	k := rec.Get("kinesis")
+	var k [1]gjson.Result
+	b.lookup(rec, kinesisName, k[:])
 	mark := b.push("kinesis")
-	k.ForEach(func(key, v gjson.Result) bool {
-		switch key.Str {
-		case "data":
-			m := b.push("data")
-			b.envelope(b.decode64(v.String()), 4)
-			b.pop(m)
-		case "partitionKey":
-			b.addKey("partitionKey", v.String())
-		case "sequenceNumber":
-			if id == "" {
-				id = v.String()
-			}
-		}
-		return !b.full
-	})
+	var m [3]gjson.Result
+	b.lookup(k[0], kinesisNames, m[:])
+	if v := m[1]; v.Exists() {
+		b.addKey("partitionKey", str(v))
+	}
+	if v := m[0]; v.Exists() {
+		mk := b.push("data")
+		b.envelope(b.decode64(v.String()), 4)
+		b.pop(mk)
+	}
 	b.pop(mark)
-	return id
+	return m[2].String()
 }
 
 // firehose adds data (base64, an envelope) and returns the recordId.
 func (p *parser) firehose(rec gjson.Result) (id string) {
 	b := &p.b
-	rec.ForEach(func(key, v gjson.Result) bool {
-		switch key.Str {
-		case "data":
-			m := b.push("data")
-			b.envelope(b.decode64(v.String()), 3)
-			b.pop(m)
-		case "recordId":
-			if id == "" {
-				id = v.String()
-			}
-		}
-		return !b.full
-	})
-	return id
+	var m [2]gjson.Result
+	b.lookup(rec, firehoseNames, m[:])
+	if v := m[1]; v.Exists() {
+		mk := b.push("data")
+		b.envelope(b.decode64(v.String()), 3)
+		b.pop(mk)
+	}
+	return m[0].String()
 }
 
 // kafka reads the records of an MSK or self-managed Kafka event, grouped by
@@ -225,32 +229,30 @@ func truncate(s string, n int) string {
 // the headers, which Lambda gives as arrays of signed bytes.
 func (p *parser) kafkaRecord(rec gjson.Result) {
 	b := &p.b
-	rec.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "key":
-			if v.Type != gjson.Null {
-				b.addKey("key", b.decode64(v.String()))
-			}
-		case "value":
-			if v.Type != gjson.Null {
-				mark := b.push("value")
-				b.envelope(b.decode64(v.String()), 4)
-				b.pop(mark)
-			}
-		case "headers":
-			mark := b.push("headers")
-			v.ForEach(func(_, h gjson.Result) bool {
-				h.ForEach(func(name, bytes gjson.Result) bool {
-					b.addKey(name.Str, headerBytes(bytes))
-					return !b.full
-				})
+	var m [3]gjson.Result
+	b.lookup(rec, kafkaNames, m[:])
+	if v := m[0]; v.Exists() && v.Type != gjson.Null {
+		b.addKey("key", b.decode64(v.String()))
+	}
+	if v := m[1]; v.Exists() && v.Type != gjson.Null {
+		mark := b.push("value")
+		b.envelope(b.decode64(v.String()), 4)
+		b.pop(mark)
+	}
+	if v := m[2]; v.Exists() {
+		mark := b.push("headers")
+		v.ForEach(func(_, h gjson.Result) bool {
+			h.ForEach(func(name, bytes gjson.Result) bool {
+				b.addKey(name.Str, headerBytes(bytes))
 				return !b.full
 			})
-			b.pop(mark)
-		}
-		return !b.full
-	})
+			return !b.full
+		})
+		b.pop(mark)
+	}
 }
+
+var kafkaNames = []string{"key", "value", "headers"}
 
 // headerBytes returns a Kafka header value: an array of byte values, signed
 // (Java's byte) or not. Elements that are not integers in -128..255 are
@@ -274,15 +276,16 @@ func headerBytes(v gjson.Result) string {
 // and userName, which the user chooses at sign-up.
 func (p *parser) cognito(root gjson.Result) {
 	b := &p.b
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "request":
-			mark := b.push("request")
-			b.walk(v.Raw, 1)
-			b.pop(mark)
-		case "userName":
-			b.addKey("userName", v.String())
-		}
-		return !b.full
-	})
+	var m [2]gjson.Result
+	b.lookup(root, cognitoNames, m[:])
+	if v := m[1]; v.Exists() {
+		b.addKey("userName", str(v))
+	}
+	if v := m[0]; v.Exists() {
+		mark := b.push("request")
+		b.walk(v.Raw, 1)
+		b.pop(mark)
+	}
 }
+
+var cognitoNames = []string{"request", "userName"}

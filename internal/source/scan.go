@@ -10,13 +10,22 @@ package source
 // nesting, so time and memory stay linear in len(s) whatever the depth. Like
 // encoding/json it does not check that strings are valid UTF-8.
 func valid(s string) bool {
+	end, ok := scanValue(s)
+	return ok && end == len(s)
+}
+
+// scanValue reads the JSON value at the start of s (after whitespace) and
+// reports where it ends, with the whitespace after it, and whether it is
+// valid. Data after the value is not read: json.Decoder, which the
+// aws-lambda-go runtime decodes events with, stops there too.
+func scanValue(s string) (end int, ok bool) {
 	var small [64]byte
 	stack := small[:0] // '{' or '[' for each open container
 	i := skipSpace(s, 0)
 	for {
 		// A value starts at s[i].
 		if i >= len(s) {
-			return false
+			return i, false
 		}
 		switch c := s[i]; c {
 		case '{', '[':
@@ -30,44 +39,44 @@ func valid(s string) bool {
 			if c == '{' {
 				var ok bool
 				if i, ok = scanKey(s, i); !ok {
-					return false
+					return i, false
 				}
 			}
 			continue
 		case '"':
 			var ok bool
 			if i, ok = scanString(s, i); !ok {
-				return false
+				return i, false
 			}
 		case 't':
 			if !hasLiteral(s, i, "true") {
-				return false
+				return i, false
 			}
 			i += 4
 		case 'f':
 			if !hasLiteral(s, i, "false") {
-				return false
+				return i, false
 			}
 			i += 5
 		case 'n':
 			if !hasLiteral(s, i, "null") {
-				return false
+				return i, false
 			}
 			i += 4
 		default:
 			var ok bool
 			if i, ok = scanNumber(s, i); !ok {
-				return false
+				return i, false
 			}
 		}
 		// A value ended at s[i-1]: close containers until the next value.
 		for {
 			i = skipSpace(s, i)
 			if len(stack) == 0 {
-				return i == len(s)
+				return i, true
 			}
 			if i >= len(s) {
-				return false
+				return i, false
 			}
 			top := stack[len(stack)-1]
 			if s[i] == top+2 {
@@ -76,13 +85,13 @@ func valid(s string) bool {
 				continue
 			}
 			if s[i] != ',' {
-				return false
+				return i, false
 			}
 			i = skipSpace(s, i+1)
 			if top == '{' {
 				var ok bool
 				if i, ok = scanKey(s, i); !ok {
-					return false
+					return i, false
 				}
 			}
 			break

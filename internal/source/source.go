@@ -6,7 +6,10 @@
 // an event costs a few linear scans of the bytes and a few allocations per
 // record; values that need no unescaping or decoding share the payload's
 // memory. AWS-generated metadata (ARNs, timestamps, signatures, request ids)
-// is not extracted: only what a caller of the trigger can choose.
+// is not extracted: only what a caller of the trigger can choose. What is
+// extracted is what encoding/json decodes for the handler (see lookup and
+// validUTF8); where the bytes read two ways, the record carries an
+// Ambiguity.
 package source
 
 // Kind names the trigger that produced an event. The values are stable: they
@@ -78,6 +81,9 @@ type Request struct {
 	JSON       bool
 	Fields     []Field
 	Violations []Violation
+	// Ambiguities are places where the handler could decode the request
+	// differently from what was inspected (see Ambiguity).
+	Ambiguities []Ambiguity
 }
 
 // Header is one HTTP header line. Multi-value headers give one Header per
@@ -109,6 +115,11 @@ type Record struct {
 	// Violations are bounds the record exceeded; each becomes a finding.
 	// Each Bound appears at most once, at the first place it was hit.
 	Violations []Violation
+	// Ambiguities are places where the handler could decode the record
+	// differently from what was inspected: a repeated member, data after
+	// the JSON value. The record is still inspected as encoding/json reads
+	// it.
+	Ambiguities []Ambiguity
 }
 
 // Field is one value to inspect. Name is its path inside the record, in the

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -128,9 +127,19 @@ var parseCases = []parseCase{
 		name:    "sqs/sns-notification",
 		payload: sqsEvent(snsNotification),
 		kind:    SQS,
+		// Every member: whoever can send to the queue writes the metadata too.
 		records: sqsRecords(fields(
+			"body.Type", "Notification",
+			"body.MessageId", "id",
+			"body.TopicArn", "arn:aws:sns:us-east-1:1:t",
 			"body.Subject", "subj",
 			"body.Message.a", "<script>",
+			"body.Timestamp", "t",
+			"body.SignatureVersion", "1",
+			"body.Signature", "c2ln",
+			"body.SigningCertURL", "https://sns/cert.pem",
+			"body.UnsubscribeURL", "https://sns/?Action=Unsubscribe",
+			"body.MessageAttributes.k.Type", "String",
 			"body.MessageAttributes.k.Value", "kv",
 		)),
 	},
@@ -160,7 +169,19 @@ var parseCases = []parseCase{
 		name:    "sqs/s3-notification",
 		payload: sqsEvent(s3Notification),
 		kind:    SQS,
-		records: sqsRecords(fields("body.Records[0].s3.object.key", "a b;c")),
+		// Every leaf, and the key decoded as well.
+		records: sqsRecords(fields(
+			"body.Records[0].eventVersion", "2.1",
+			"body.Records[0].eventSource", "aws:s3",
+			"body.Records[0].awsRegion", "us-east-1",
+			"body.Records[0].eventName", "ObjectCreated:Put",
+			"body.Records[0].userIdentity.principalId", "AWS:X",
+			"body.Records[0].s3.bucket.name", "b",
+			"body.Records[0].s3.bucket.arn", "arn:aws:s3:::b",
+			"body.Records[0].s3.object.key", "a+b%3Bc",
+			"body.Records[0].s3.object.size", "1",
+			"body.Records[0].s3.object.key", "a b;c",
+		)),
 	},
 	{
 		// A member S3 does not send, or a record not from S3: walked whole.
@@ -179,17 +200,36 @@ var parseCases = []parseCase{
 			`"Message":` + q(s3Notification) + `,"Timestamp":"t"}`),
 		kind: SQS,
 		records: sqsRecords(fields(
+			"body.Type", "Notification",
+			"body.MessageId", "id",
+			"body.TopicArn", "arn",
 			"body.Subject", "Amazon S3 Notification",
+			"body.Message.Records[0].eventVersion", "2.1",
+			"body.Message.Records[0].eventSource", "aws:s3",
+			"body.Message.Records[0].awsRegion", "us-east-1",
+			"body.Message.Records[0].eventName", "ObjectCreated:Put",
+			"body.Message.Records[0].userIdentity.principalId", "AWS:X",
+			"body.Message.Records[0].s3.bucket.name", "b",
+			"body.Message.Records[0].s3.bucket.arn", "arn:aws:s3:::b",
+			"body.Message.Records[0].s3.object.key", "a+b%3Bc",
+			"body.Message.Records[0].s3.object.size", "1",
 			"body.Message.Records[0].s3.object.key", "a b;c",
+			"body.Timestamp", "t",
 		)),
 	},
 	{
 		name:    "sqs/eventbridge-event",
 		payload: sqsEvent(eventBridgeEvent),
 		kind:    SQS,
+		// Walked whole: id, account… are the sender's too.
 		records: sqsRecords(fields(
+			"body.version", "0",
+			"body.id", "1",
 			"body.detail-type", "order",
 			"body.source", "shop",
+			"body.account", "1",
+			"body.time", "t",
+			"body.region", "r",
 			"body.resources", "",
 			"body.detail.q", "1 UNION SELECT",
 		)),
@@ -216,18 +256,21 @@ var parseCases = []parseCase{
 		records: []Record{{Path: "Records[0]", Fields: fields(
 			"Sns.Subject", "s",
 			"Sns.Message.x[0]", "1",
+			"Sns.MessageAttributes.k.Type", "String",
 			"Sns.MessageAttributes.k.Value", "v",
+			"Sns.MessageAttributes.n.Type", "Number",
 			"Sns.MessageAttributes.n.Value", "1",
 		)}},
 	},
 	{
-		// Attributes not in SNS's {"Type", "Value"} shape are walked whole.
+		// Attributes are a map to aws-lambda-go: walked whole.
 		name: "sns/odd-attributes",
 		payload: `{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"m","MessageAttributes":{"k":{"Type":"String","Value":"v"},"odd":["x"]}}},` +
 			`{"EventSource":"aws:sns","Sns":{"Message":"m","MessageAttributes":"y"}}]}`,
 		kind: SNS,
 		records: []Record{
-			{Path: "Records[0]", Fields: fields("Sns.Message", "m", "Sns.MessageAttributes.k.Value", "v", "Sns.MessageAttributes.odd[0]", "x")},
+			{Path: "Records[0]", Fields: fields("Sns.Message", "m", "Sns.MessageAttributes.k.Type", "String",
+				"Sns.MessageAttributes.k.Value", "v", "Sns.MessageAttributes.odd[0]", "x")},
 			{Index: 1, Path: "Records[1]", Fields: fields("Sns.Message", "m", "Sns.MessageAttributes", "y")},
 		},
 	},
@@ -423,15 +466,15 @@ var parseCases = []parseCase{
 	},
 	{
 		// encoding/json keeps the last of repeated members: so must we.
+		// encoding/json keeps the last body but merges the two
+		// requestContext objects; another reader may keep the first: every
+		// value is inspected and the event is ambiguous.
 		name: "apigw-http/repeated-body",
 		payload: `{"version":"2.0","rawPath":"/","body":"first","requestContext":{"http":{"method":"GET"}},` +
 			`"body":"last","requestContext":{"http":{"method":"PUT"}}}`,
-		kind: APIGatewayHTTP,
-		req: &Request{
-			Method: "PUT", URI: "/", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Length", "4"}},
-			Body:    []byte("last"),
-		},
+		kind: Direct,
+		records: []Record{{Fields: fields("version", "2.0", "rawPath", "/", "body", "first", "requestContext.http.method", "GET",
+			"body", "last", "requestContext.http.method", "PUT"), Ambiguities: []Ambiguity{{Repeated, "body"}}}},
 	},
 	{
 		name: "function-url",
@@ -567,6 +610,37 @@ var parseCases = []parseCase{
 		payload: sqsEvent("a", "b"),
 		kind:    SQS,
 		records: sqsRecords(fields("body", "a"), fields("body", "b")),
+	},
+	{
+		name:    "ambiguous/trailing",
+		payload: `{"a":"x"} {"a":"y"}`,
+		kind:    Direct,
+		records: []Record{{Fields: fields("payload", `{"a":"x"} {"a":"y"}`), Ambiguities: []Ambiguity{{Kind: Trailing}}}},
+	},
+	{
+		// Repeated in another letter case: encoding/json decodes the last.
+		name:    "ambiguous/repeated-sqs-member",
+		payload: `{"Records":[{"messageId":"m0","eventSource":"aws:sqs","body":"a","Body":"b","attributes":{"MessageGroupId":"g","messagegroupid":"h"}}]}`,
+		kind:    SQS,
+		records: []Record{{Path: "Records[0]", ID: "m0", Fields: fields("body", "b", "attributes.MessageGroupId", "h"),
+			Ambiguities: []Ambiguity{{Repeated, "body"}, {Repeated, "attributes.MessageGroupId"}}}},
+	},
+	{
+		name:    "ambiguous/http-body-trailing",
+		payload: `{"version":"2.0","rawPath":"/","requestContext":{"http":{"method":"GET"}},"body":"{\"a\":1} x"}`,
+		kind:    APIGatewayHTTP,
+		req: &Request{Method: "GET", URI: "/", Protocol: "HTTP/1.1", Body: []byte(`{"a":1} x`),
+			JSON: true, Fields: fields("body.a", "1"), Ambiguities: []Ambiguity{{Trailing, "body"}}},
+	},
+	{
+		// Each invalid byte reads as U+FFFD, in keys and values, as
+		// encoding/json decodes it; keys match in any letter case, with
+		// Unicode's simple folding ("ſ" is "s", "K" is "k").
+		name: "decode/utf8-and-folding",
+		payload: `{"Records":[{"messageId":"m0","eventSource":"aws:sqs","BODY":"a` + "\xff" + `b",` +
+			`"meſſageAttributes":{"` + "\xfe" + `":{"stringValue":"` + "\xc0" + `"}}}]}`,
+		kind:    SQS,
+		records: []Record{{Path: "Records[0]", ID: "m0", Fields: fields("body", "a\uFFFDb", "messageAttributes.\uFFFD.stringValue", "\uFFFD")}},
 	},
 	{
 		name:    "limits/value",
@@ -720,11 +794,12 @@ func FuzzParse(f *testing.F) {
 }
 
 // checkLeaves holds the fields of a Direct event to what encoding/json's
-// tokenizer finds in payload, for valid JSON objects and arrays in UTF-8.
+// tokenizer finds in payload, for valid JSON objects and arrays, invalid
+// UTF-8 included (both read each bad byte as U+FFFD).
 func checkLeaves(t *testing.T, payload []byte, got []Field) {
 	t.Helper()
 	trimmed := bytes.TrimSpace(payload)
-	if !json.Valid(payload) || !utf8.Valid(payload) || len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
+	if !json.Valid(payload) || len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
 		return
 	}
 	want, err := leaves(payload)

@@ -19,6 +19,7 @@ type builder struct {
 	fields []Field // the fields of all records so far
 	start  int     // index in fields of the current record's first field
 	viol   []Violation
+	amb    []Ambiguity
 	full   bool   // the current record reached MaxFields
 	name   []byte // name of the value being read
 	stack  []frame
@@ -52,6 +53,7 @@ type frame struct {
 func (b *builder) begin() {
 	b.start = len(b.fields)
 	b.viol = nil
+	b.amb = nil
 	b.full = false
 	b.name = b.name[:0]
 	b.names = b.names[:0]
@@ -61,6 +63,7 @@ func (b *builder) begin() {
 // end hands the current record's fields and violations to r.
 func (b *builder) end(r *Record) {
 	n := len(b.fields)
+	r.Ambiguities = b.amb
 	if n == b.start {
 		r.Violations = b.viol
 		return
@@ -129,6 +132,7 @@ func (b *builder) violate(bound Bound, path string) {
 // the rules see {"java.lang.Runtime":1} as one key, not three (see
 // waf.ArgName), and the name stays unambiguous in findings.
 func (b *builder) push(key string) int {
+	key = validUTF8(key)
 	mark := len(b.name)
 	if mark > 0 {
 		b.name = append(b.name, '.')
@@ -273,16 +277,25 @@ func (b *builder) member(s string, i int) int {
 	return skipSpace(s, j)
 }
 
-// unquote returns the text of the JSON string literal raw (quotes included).
-// Strings without escapes are sliced, not copied.
+// unquote returns the text of the JSON string literal raw (quotes included),
+// as encoding/json decodes it (see validUTF8). Strings without escapes are
+// sliced, not copied.
 func unquote(raw string) string {
 	if len(raw) < 2 {
 		return ""
 	}
 	if strings.IndexByte(raw, '\\') < 0 {
-		return raw[1 : len(raw)-1]
+		return validUTF8(raw[1 : len(raw)-1])
 	}
-	return gjson.Parse(raw).Str
+	return validUTF8(gjson.Parse(raw).Str)
+}
+
+// str returns the text of v as encoding/json decodes it into a string field.
+func str(v gjson.Result) string {
+	if v.Type == gjson.String {
+		return validUTF8(v.Str)
+	}
+	return v.String()
 }
 
 // stringEnd returns the index after the closing quote of the string starting
