@@ -1,7 +1,7 @@
 # lambdarasp: `make demo` shows it work, `make test` proves it.
 GO ?= go
 
-.PHONY: demo events test build layer publish-layer bench fuzz fmt vet generate
+.PHONY: demo events test build layer examples publish-layer bench fuzz fmt vet generate
 
 # The release's version, stamped into the extension.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -40,6 +40,11 @@ build:
 # resident memory, measured under the local emulator.
 layer:
 	@$(GO) run ./internal/dist layer -out dist -version $(VERSION)
+
+# The example functions (examples/*/) as provided.al2023 bootstraps,
+# dist/<example>-{x86_64,arm64}.zip, which their templates deploy.
+examples:
+	@$(GO) run ./internal/dist examples -out dist
 
 # Prints the aws lambda publish-layer-version commands for the layer zips;
 # runs them only when AWS credentials are present, never when CI is set.

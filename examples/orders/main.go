@@ -1,7 +1,10 @@
 // Command orders is the example function `make demo` runs: a small order
 // service wrapped in protect.Handler, fed by API Gateway (HTTP API), an
 // SQS queue (partial batch responses on), S3 uploads and direct
-// invocations. Build it for Lambda as a provided.al2023 bootstrap:
+// invocations, with faults the scenario needs. It is the demo's function,
+// not a template to copy: examples/apigw-http, sqs-worker, s3-processor and
+// direct-invoke are one trigger each, with their deployment templates.
+// Build it for Lambda as a provided.al2023 bootstrap:
 //
 //	GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -o bootstrap ./examples/orders
 //

@@ -37,7 +37,7 @@ func hostArch() (arch, bool) {
 // examples are the example functions under examples/, each a main package
 // with its own README and SAM template.yaml, built as a provided.al2023
 // bootstrap.
-var examples []string
+var examples = []string{"apigw-http", "sqs-worker", "s3-processor", "direct-invoke"}
 
 // The paths of the artifacts in the output directory, which the templates
 // name (their test holds them to these).

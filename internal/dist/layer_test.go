@@ -109,7 +109,10 @@ func checkELF(t *testing.T, exe []byte, a arch) {
 // memory target.
 func TestLayerRuns(t *testing.T) {
 	a := host(t)
-	ext := unpackExtension(t, layerZips(t)[a.name])
+	ext := filepath.Join(t.TempDir(), "lambdarasp")
+	if err := unpack(layerZips(t)[a.name], layerExtension, ext); err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.Command(ext, "-version").Output()
 	if err != nil || strings.TrimSpace(string(out)) != testVersion {
 		t.Errorf("lambdarasp -version: %q %v, want %s", out, err, testVersion)
@@ -122,38 +125,6 @@ func TestLayerRuns(t *testing.T) {
 	if m.rss > maxIdleKiB {
 		t.Errorf("idle RSS %v, target %d KiB", m, maxIdleKiB)
 	}
-}
-
-// unpackExtension writes extensions/lambdarasp from the layer zip to a
-// temporary directory with the mode the zip gives it, as Lambda unpacks it.
-func unpackExtension(t *testing.T, zipPath string) string {
-	t.Helper()
-	zr, err := zip.OpenReader(zipPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	f, err := zr.Open(layerExtension)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "lambdarasp")
-	w, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, st.Mode().Perm())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(w, f); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestPublishLayer prints a publish command per architecture, with both

@@ -1,0 +1,104 @@
+// Command sqs-worker is an SQS consumer wrapped in protect.Handler, with
+// partial batch responses: each order message is handed to a fulfilment
+// service, and the messages it could not process are returned in
+// batchItemFailures. lambdarasp adds the messages it blocked to that list
+// and cuts them out of the batch handle sees, so a poisoned message never
+// reaches the code; SQS retries the failed messages and, after the queue's
+// maxReceiveCount, moves them to the dead-letter queue.
+//
+// Partial batch responses count only when the event source mapping has
+// ReportBatchItemFailures on (the template sets it), which is why
+// WithPartialBatch(true) is set here.
+//
+// Build it for Lambda's provided.al2023 runtime (make examples does, for
+// x86_64 and arm64):
+//
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./examples/sqs-worker
+//
+// FULFILMENT_URL names the fulfilment service (no call when unset); the
+// calls go through protect.Client().
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/lambdarasp/lambdarasp/protect"
+)
+
+// client makes the outbound calls: lambdarasp checks and records each.
+var client = protect.Client()
+
+var logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+
+// message is an order message's body.
+type message struct {
+	OrderID string `json:"orderId"`
+	File    string `json:"file"`
+}
+
+func handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	// An empty list rather than nil: protect merges a handler's null
+	// batchItemFailures into [null, …] today, which Lambda takes as a
+	// failure of the whole batch.
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for _, rec := range ev.Records {
+		if err := process(ctx, rec); err != nil {
+			// The message id only: the body is the sender's.
+			logger.Warn("message not processed", "message_id", rec.MessageId, "error", err)
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+	}
+	return resp, nil
+}
+
+// process hands one order to the fulfilment service.
+func process(ctx context.Context, rec events.SQSMessage) error {
+	var m message
+	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.OrderID == "" {
+		return fmt.Errorf("not an order message")
+	}
+	base := os.Getenv("FULFILMENT_URL")
+	if base == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/shipments", strings.NewReader(rec.Body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("fulfilment service: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func main() {
+	opts := []protect.Option{
+		protect.WithPartialBatch(true), // the mapping has ReportBatchItemFailures on
+		// A message lambdarasp could not inspect is retried, then goes to
+		// the DLQ, rather than reaching the code unseen.
+		protect.WithFailClosed(true),
+	}
+	if u, err := url.Parse(os.Getenv("FULFILMENT_URL")); err == nil && u.Hostname() != "" {
+		opts = append(opts, protect.WithEgressAllow(u.Hostname()))
+	}
+	lambda.Start(protect.Handler(handle, opts...))
+}
