@@ -18,6 +18,11 @@ type acMatcher struct {
 	fail  []int32
 	atom  []int32 // state → atom ending here, or -1
 	out   []int32 // state → nearest state on the fail chain with an atom, or -1
+	// row[state] indexes dense, the complete transitions (failure links
+	// followed) of the states one byte deep, where a scan spends most of
+	// its steps; -1 for the others.
+	row   []int32
+	dense [][256]int32
 }
 
 // newACMatcher builds a matcher for atoms; atom ids are their indexes.
@@ -67,6 +72,10 @@ func newACMatcher(atoms []string) *acMatcher {
 		m.label[pos[p]], m.next[pos[p]] = label[s], int32(s)
 		pos[p]++
 	}
+	m.row = make([]int32, n)
+	for s := range m.row {
+		m.row[s] = -1
+	}
 	// Failure links, breadth first.
 	queue := []int32{}
 	for i := m.first[0]; i < m.first[1]; i++ {
@@ -92,12 +101,32 @@ func newACMatcher(atoms []string) *acMatcher {
 			queue = append(queue, n)
 		}
 	}
+	for i := m.first[0]; i < m.first[1]; i++ {
+		s := m.next[i]
+		var d [256]int32
+		for c := range d {
+			d[c] = m.walk(s, byte(c))
+		}
+		m.row[s] = int32(len(m.dense))
+		m.dense = append(m.dense, d)
+	}
 	return m
 }
 
 // step is the goto function with failure links.
 func (m *acMatcher) step(s int32, c byte) int32 {
+	if r := m.row[s]; r >= 0 {
+		return m.dense[r][c]
+	}
+	return m.walk(s, c)
+}
+
+// walk is step without the dense rows.
+func (m *acMatcher) walk(s int32, c byte) int32 {
 	for s != 0 {
+		if r := m.row[s]; r >= 0 {
+			return m.dense[r][c]
+		}
 		lo, hi := m.first[s], m.first[s+1]
 		for i := lo; i < hi; i++ {
 			if m.label[i] == c {
@@ -109,24 +138,23 @@ func (m *acMatcher) step(s int32, c byte) int32 {
 	return m.root[c]
 }
 
-// scan calls hit with the id of every atom occurring in frame+text+frame,
-// once per occurrence.
-func (m *acMatcher) scan(text string, hit func(atom int32)) {
-	s := m.emit(0, frame[0], hit)
-	for i := 0; i < len(text); i++ {
-		s = m.emit(s, text[i], hit)
-	}
-	m.emit(s, frame[0], hit)
-}
-
-func (m *acMatcher) emit(s int32, c byte, hit func(atom int32)) int32 {
-	s = m.step(s, c)
-	for o := s; o >= 0; o = m.out[o] {
-		if a := m.atom[o]; a >= 0 {
-			hit(a)
+// scan appends to found the id of every atom occurring in
+// frame+text+frame, once per occurrence.
+func (m *acMatcher) scan(text string, found []int32) []int32 {
+	s := int32(0)
+	for i := -1; i <= len(text); i++ {
+		c := frame[0]
+		if i >= 0 && i < len(text) {
+			c = text[i]
+		}
+		s = m.step(s, c)
+		for o := s; o >= 0; o = m.out[o] {
+			if a := m.atom[o]; a >= 0 {
+				found = append(found, a)
+			}
 		}
 	}
-	return s
+	return found
 }
 
 // found reports whether an atom occurs in frame+text+frame.

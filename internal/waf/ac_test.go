@@ -24,7 +24,9 @@ func TestACMatcher(t *testing.T) {
 		t.Helper()
 		got := make([]bool, len(atoms))
 		m := newACMatcher(atoms)
-		m.scan(text, func(a int32) { got[a] = true })
+		for _, a := range m.scan(text, nil) {
+			got[a] = true
+		}
 		any := false
 		for i, a := range atoms {
 			if got[i] != strings.Contains(frame+text+frame, a) {

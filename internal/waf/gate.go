@@ -37,7 +37,10 @@ type gateIndex struct {
 	// gated on the atom; mode 1 is atoms of values with evasionChars
 	// deleted (see bestAtoms).
 	posting [2][][]int
-	words   int // length of a gate-rule bitset
+	// moded[m] is the gate rules with atoms of mode m: a string is
+	// scanned in a mode only when one of them is to be evaluated on it.
+	moded [2]bitset
+	words int // length of a gate-rule bitset
 	// volatile are the gate rules whose operator argument has macros: its
 	// answer depends on the transaction, not only on the string.
 	volatile bitset
@@ -79,6 +82,7 @@ func (p *plan) buildGate(index *atomIndex) {
 	ix.atoms = index
 	ix.words = (len(p.gate) + 63) / 64
 	ix.volatile = make(bitset, ix.words)
+	ix.moded = [2]bitset{make(bitset, ix.words), make(bitset, ix.words)}
 	selOf := map[string]int{}
 	chainOf := map[string]int{}
 	stepOf := map[uintptr]int32{}
@@ -144,6 +148,7 @@ func (p *plan) buildGate(index *atomIndex) {
 		if !ra.ok {
 			continue
 		}
+		ix.moded[ra.mode].set(gi)
 		posting := &ix.posting[ra.mode]
 		for _, id := range ra.ids {
 			for int(id) >= len(*posting) {
@@ -301,6 +306,7 @@ type strCache struct {
 	info  []strInfo
 	arena []uint64 // hits, done and matched bitsets, words each
 	nexts []int32  // per string, step → 1 + index of the string it makes, 0 until known
+	found []int32  // scan's scratch
 }
 
 func newStrCache() *strCache {
@@ -316,8 +322,10 @@ type fieldQuery struct {
 type strInfo struct {
 	s    string
 	feat uint16
-	bits int32 // offset in arena of hits; done and matched follow; -1 until scanned
-	next int32 // offset in nexts of its step results (see step); -1 until needed
+	bits int32 // offset in arena of hits; done and matched follow; -1 until needed
+	// scanned has bit m set once hits has the rules of the atoms of mode m.
+	scanned uint8
+	next    int32 // offset in nexts of its step results (see step); -1 until needed
 }
 
 // newGateEval evaluates p's gate on tx, with the string cache c (nil: a
@@ -473,7 +481,7 @@ func (g *gateEval) group(ti int32, ch *gateChain) {
 // candidates yet, have an atom in it (or are in always) and have not run
 // on it before.
 func (g *gateEval) evaluate(ti int32, rules, always bitset) {
-	hits, done, matched := g.scan(ti)
+	hits, done, matched := g.scan(ti, rules)
 	t := g.info[ti].s
 	volatile := g.p.ix.volatile
 	for w := range rules {
@@ -516,35 +524,54 @@ func (g *gateEval) str(s string) int32 {
 }
 
 // scan returns the gate rules with an atom in string i, the rules already
-// evaluated on it and those that matched.
-func (g *gateEval) scan(i int32) (hits, done, matched bitset) {
+// evaluated on it and those that matched. The string is scanned, once per
+// mode, for the atoms of a mode when rules has one of that mode's rules
+// that is not a candidate yet.
+func (g *gateEval) scan(i int32, rules bitset) (hits, done, matched bitset) {
 	n := int32(g.p.ix.words)
-	if off := g.info[i].bits; off >= 0 {
-		return g.arena[off : off+n], g.arena[off+n : off+2*n], g.arena[off+2*n : off+3*n]
+	off := g.info[i].bits
+	if off < 0 {
+		off = int32(len(g.arena))
+		g.arena = append(g.arena, make([]uint64, 3*n)...)
+		g.info[i].bits = off
 	}
-	off := int32(len(g.arena))
-	g.arena = append(g.arena, make([]uint64, 3*n)...)
-	g.info[i].bits = off
 	hits = g.arena[off : off+n]
-	lower, folded := scanTexts(g.info[i].s)
+	var lower, folded string
 	for m, ac := range g.p.ix.atoms.ac {
+		if g.info[i].scanned&(1<<m) != 0 || !g.needs(rules, g.p.ix.moded[m]) {
+			continue
+		}
+		g.info[i].scanned |= 1 << m
+		if lower == "" {
+			lower, folded = scanTexts(g.info[i].s)
+		}
+		if m == 1 {
+			lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
+		}
+		g.found = ac.scan(lower, g.found[:0])
+		if folded != "" {
+			g.found = ac.scan(folded, g.found)
+		}
 		posting := g.p.ix.posting[m]
-		hit := func(a int32) {
+		for _, a := range g.found {
 			if int(a) < len(posting) {
 				for _, gi := range posting[a] {
 					hits.set(gi)
 				}
 			}
 		}
-		if m == 1 {
-			lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
-		}
-		ac.scan(lower, hit)
-		if folded != "" {
-			ac.scan(folded, hit)
-		}
 	}
 	return hits, g.arena[off+n : off+2*n], g.arena[off+2*n : off+3*n]
+}
+
+// needs reports whether some of rules in mode are not candidates yet.
+func (g *gateEval) needs(rules, mode bitset) bool {
+	for w := range rules {
+		if rules[w]&mode[w]&^g.cand[w] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // steps returns the strings a multiMatch chain shows the operator: the
