@@ -21,7 +21,7 @@ func (p *parser) dynamodb(rec gjson.Result) (id string) {
 		}
 	}
 	b.pop(mark)
-	return m[0].String()
+	return str(m[0])
 }
 
 var (

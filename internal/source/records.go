@@ -68,7 +68,7 @@ func (p *parser) sqs(rec gjson.Result) (id string) {
 	b := &p.b
 	var m [4]gjson.Result
 	b.lookup(rec, sqsNames, m[:])
-	id = m[0].String()
+	id = str(m[0])
 	if body := m[1]; body.Exists() {
 		mark := b.push("body")
 		b.envelope(str(body), 3)
@@ -175,7 +175,7 @@ func (p *parser) kinesis(rec gjson.Result) (id string) {
 		b.pop(mk)
 	}
 	b.pop(mark)
-	return m[2].String()
+	return str(m[2])
 }
 
 // firehose adds data (base64, an envelope) and returns the recordId.
@@ -188,7 +188,7 @@ func (p *parser) firehose(rec gjson.Result) (id string) {
 		b.envelope(b.decode64(v.String()), 3)
 		b.pop(mk)
 	}
-	return m[0].String()
+	return str(m[0])
 }
 
 // kafka reads the records of an MSK or self-managed Kafka event, grouped by
