@@ -30,6 +30,10 @@ test: fmt vet
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60000x -fuzzminimizetime 10x ./internal/source
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20000x -fuzzminimizetime 10x ./internal/report
 	$(GO) test -run '^$$' -fuzz FuzzLiteral -fuzztime 20000x -fuzzminimizetime 10x ./internal/egress
+	$(GO) test -run '^$$' -fuzz FuzzKind -fuzztime 20000x -fuzzminimizetime 10x ./internal/source
+	$(GO) test -run '^$$' -fuzz FuzzRespond -fuzztime 5000x -fuzzminimizetime 10x ./protect
+	$(GO) test -run '^$$' -fuzz FuzzParsePolicy -fuzztime 5000x -fuzzminimizetime 10x ./extension
+	$(GO) test -run '^$$' -fuzz FuzzTelemetry -fuzztime 5000x -fuzzminimizetime 10x ./extension
 
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
@@ -63,6 +67,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime 60s ./protect
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/report
 	$(GO) test -run '^$$' -fuzz FuzzLiteral -fuzztime 60s ./internal/egress
+	$(GO) test -run '^$$' -fuzz FuzzKind -fuzztime 60s ./internal/source
+	$(GO) test -run '^$$' -fuzz FuzzRespond -fuzztime 60s ./protect
+	$(GO) test -run '^$$' -fuzz FuzzParsePolicy -fuzztime 60s ./extension
+	$(GO) test -run '^$$' -fuzz FuzzTelemetry -fuzztime 60s ./extension
 
 # Regenerate internal/waf/atoms.bin (the atom analysis of the embedded
 # rules' patterns) after changing rules/ or the analysis; make test fails

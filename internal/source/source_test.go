@@ -784,6 +784,9 @@ func FuzzParse(f *testing.F) {
 		lim := Limits{MaxDepth: depth % 100, MaxFields: nfields % 1000, MaxValueBytes: value % 10000}
 		ev := Parse(payload, lim)
 		checkEvent(t, payload, lim, ev)
+		if json.Valid(payload) {
+			checkSpans(t, string(payload), ev)
+		}
 		if ev.Kind == Direct && len(ev.Records) == 1 && ev.Records[0].Violations == nil {
 			checkLeaves(t, payload, ev.Records[0].Fields)
 		}
