@@ -79,6 +79,19 @@ func restQuery(seen *string) any {
 	}
 }
 
+// httpJSONBody decodes the request body as many Go handlers do, with a
+// json.Decoder, which reads the first value and stops.
+func httpJSONBody(seen *string) any {
+	return func(e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		var o order
+		if err := json.NewDecoder(strings.NewReader(e.Body)).Decode(&o); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		*seen = o.Q
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+	}
+}
+
 // order is a direct invocation's own type.
 type order struct {
 	Q string
@@ -220,6 +233,19 @@ var decodeCases = []decodeCase{
 		name:    "trailing/garbage",
 		payload: `{"q":"` + escapedXSS + `"}garbage`,
 		handler: directQ, sees: xss, rule: ruleTrailing,
+	},
+	{
+		// Inspected as text, the body would keep its escapes.
+		name:    "trailing/http-json-body",
+		payload: httpV2 + `"headers":{"content-type":"text/plain"},"body":` + jsonString(`{"q":"`+escapedXSS+`"} and more`) + `}`,
+		handler: httpJSONBody, sees: xss, rule: ruleTrailing,
+	},
+	{
+		// Not JSON to encoding/json nor to lambdarasp: Coraza's JSON body
+		// processor refuses it (200002) and the handler cannot decode it.
+		name:    "bom/http-json-body",
+		payload: httpV2 + `"headers":{"content-type":"application/json"},"body":` + jsonString("\ufeff{\"q\":\"hello\"}") + `}`,
+		handler: httpJSONBody, rule: 200002,
 	},
 	{
 		// A number that does not fit fails the decode: the handler's code
