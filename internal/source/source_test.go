@@ -784,7 +784,10 @@ func FuzzParse(f *testing.F) {
 		lim := Limits{MaxDepth: depth % 100, MaxFields: nfields % 1000, MaxValueBytes: value % 10000}
 		ev := Parse(payload, lim)
 		checkEvent(t, payload, lim, ev)
-		if json.Valid(payload) {
+		// Of repeated topic-partition keys, encoding/json's map keeps one:
+		// the records under the others are inspected, but have no span
+		// there to compare with.
+		if json.Valid(payload) && ev.Kind != Kafka {
 			checkSpans(t, string(payload), ev)
 		}
 		if ev.Kind == Direct && len(ev.Records) == 1 && ev.Records[0].Violations == nil {
