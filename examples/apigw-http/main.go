@@ -21,12 +21,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/lambdarasp/lambdarasp/examples/internal/downstream"
 	"github.com/lambdarasp/lambdarasp/protect"
 )
 
@@ -63,29 +63,11 @@ func handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.API
 	return respond(http.StatusMethodNotAllowed, `{"message":"method not allowed"}`), nil
 }
 
-// charge asks the payment service to charge an order of n items.
+// charge asks the payment service to charge an order of n items, within
+// the handler's ctx: the call is this invocation's.
 func charge(ctx context.Context, n int) error {
-	base := os.Getenv("PAYMENTS_URL")
-	if base == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // the handler's ctx: the call is this invocation's
-	defer cancel()
 	body := fmt.Sprintf(`{"items":%d,"currency":"EUR"}`, n)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/charges", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("payment service: status %d", resp.StatusCode)
-	}
-	return nil
+	return downstream.Post(ctx, client, os.Getenv("PAYMENTS_URL"), "/charges", []byte(body), 2*time.Second)
 }
 
 func respond(status int, body string) events.APIGatewayV2HTTPResponse {

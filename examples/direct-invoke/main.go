@@ -16,19 +16,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/lambdarasp/lambdarasp/examples/internal/downstream"
 	"github.com/lambdarasp/lambdarasp/protect"
 )
 
@@ -60,30 +58,11 @@ func handle(ctx context.Context, job Job) (Result, error) {
 
 // rebuild asks the report service to rebuild the job's report.
 func rebuild(ctx context.Context, job Job) error {
-	base := os.Getenv("REPORTS_URL")
-	if base == "" {
-		return nil
-	}
 	body, err := json.Marshal(job)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/reports", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("report service: status %d", resp.StatusCode)
-	}
-	return nil
+	return downstream.Post(ctx, client, os.Getenv("REPORTS_URL"), "/reports", body, 5*time.Second)
 }
 
 func main() {

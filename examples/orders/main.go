@@ -24,7 +24,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -35,6 +34,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/lambdarasp/lambdarasp/examples/internal/downstream"
 	"github.com/lambdarasp/lambdarasp/protect"
 )
 
@@ -102,26 +102,7 @@ func api(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGat
 
 // charge charges the order at the payment service.
 func charge(ctx context.Context) error {
-	base := os.Getenv("ORDERS_PAYMENTS_URL")
-	if base == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/charges", strings.NewReader(`{"amount":4200,"currency":"EUR"}`))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("payment service: status %d", resp.StatusCode)
-	}
-	return nil
+	return downstream.Post(ctx, client, os.Getenv("ORDERS_PAYMENTS_URL"), "/charges", []byte(`{"amount":4200,"currency":"EUR"}`), 2*time.Second)
 }
 
 // notify posts the order's confirmation to the customer's webhook, best

@@ -20,11 +20,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -32,6 +30,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/lambdarasp/lambdarasp/examples/internal/downstream"
 	"github.com/lambdarasp/lambdarasp/protect"
 )
 
@@ -55,30 +54,11 @@ func handle(ctx context.Context, ev events.S3Event) error {
 // thumbnail asks the thumbnail service to render bucket/key into
 // thumbnails/key. The key travels as a JSON string, never through a shell.
 func thumbnail(ctx context.Context, bucket, key string) error {
-	base := os.Getenv("THUMBNAILER_URL")
-	if base == "" {
-		return nil
-	}
 	body, err := json.Marshal(map[string]string{"bucket": bucket, "key": key, "output": "thumbnails/" + key})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/thumbnails", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("thumbnail service: status %d", resp.StatusCode)
-	}
-	return nil
+	return downstream.Post(ctx, client, os.Getenv("THUMBNAILER_URL"), "/thumbnails", body, 5*time.Second)
 }
 
 func main() {

@@ -24,15 +24,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/lambdarasp/lambdarasp/examples/internal/downstream"
 	"github.com/lambdarasp/lambdarasp/protect"
 )
 
@@ -68,26 +67,7 @@ func process(ctx context.Context, rec events.SQSMessage) error {
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.OrderID == "" {
 		return fmt.Errorf("not an order message")
 	}
-	base := os.Getenv("FULFILMENT_URL")
-	if base == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/shipments", strings.NewReader(rec.Body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("fulfilment service: status %d", resp.StatusCode)
-	}
-	return nil
+	return downstream.Post(ctx, client, os.Getenv("FULFILMENT_URL"), "/shipments", []byte(rec.Body), 2*time.Second)
 }
 
 func main() {

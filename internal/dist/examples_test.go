@@ -171,13 +171,14 @@ func extensionEnv(t *testing.T) []string {
 }
 
 // startLocal runs lambdarasp local for function and the extensions in
-// extDir, and returns its invoke URL, its log stream (stdout), and a stop
-// function that shuts it down as SIGINT does and waits for it.
-func startLocal(t *testing.T, lr, function, extDir string, env []string) (url string, logs *syncBuffer, stop func()) {
+// extDir, and returns its invoke URL, its log stream (stdout: read it after
+// stop), and a stop function that shuts it down as SIGINT does and waits
+// for it.
+func startLocal(t *testing.T, lr, function, extDir string, env []string) (url string, logs *bytes.Buffer, stop func()) {
 	t.Helper()
 	cmd := exec.Command(lr, "local", "--function", function, "--extensions", extDir, "--addr", "127.0.0.1:0", "--timeout", "10s")
 	cmd.Env = env
-	logs = &syncBuffer{}
+	logs = &bytes.Buffer{}
 	cmd.Stdout = logs
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -186,7 +187,7 @@ func startLocal(t *testing.T, lr, function, extDir string, env []string) (url st
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var errOut syncBuffer
+	var errOut bytes.Buffer
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		errOut.Write(append(sc.Bytes(), '\n'))
@@ -201,16 +202,13 @@ func startLocal(t *testing.T, lr, function, extDir string, env []string) (url st
 	stop = func() {
 		once.Do(func() {
 			_ = cmd.Process.Signal(os.Interrupt)
-			done := make(chan error, 1)
-			go func() { <-copied; done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("lambdarasp local: %v\n%s", err, errOut.String())
-				}
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Errorf("lambdarasp local did not stop\n%s", errOut.String())
+			kill := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() })
+			<-copied // stderr closed: errOut is whole
+			err := cmd.Wait()
+			if !kill.Stop() {
+				t.Errorf("lambdarasp local did not stop within 10 s\n%s", errOut.String())
+			} else if err != nil {
+				t.Errorf("lambdarasp local: %v\n%s", err, errOut.String())
 			}
 		})
 	}
@@ -295,22 +293,4 @@ func unpack(zipPath, name, dest string) error {
 		return err
 	}
 	return w.Close()
-}
-
-// syncBuffer is a buffer goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
