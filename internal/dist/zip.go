@@ -47,6 +47,9 @@ func packZip(path string, entries []zipEntry) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp's 0600 is not an artifact's
+		return err
+	}
 	return os.Rename(tmp.Name(), path)
 }
 
