@@ -493,13 +493,22 @@ func (g *gateEval) evaluate(ti int32, rules, always bitset) {
 			gi := w<<6 | bits.TrailingZeros64(todo)
 			todo &= todo - 1
 			done.set(gi)
-			gr := &g.p.gate[gi]
-			if gr.r.op.Evaluate(g.state, t) != gr.r.negated {
+			if g.run(&g.p.gate[gi], t) {
 				matched.set(gi)
 				g.cand.set(gi)
 			}
 		}
 	}
+}
+
+// run evaluates a gate rule's operator on t; an @rx is not asked to look
+// for its atoms again (evaluate's callers know they occur, or that the
+// rule has none).
+func (g *gateEval) run(gr *gateRule, t string) bool {
+	if o, ok := gr.r.op.(lazyRX); ok && o.filter {
+		return o.evaluate(g.state, t, false) != gr.r.negated
+	}
+	return gr.r.op.Evaluate(g.state, t) != gr.r.negated
 }
 
 // pending reports whether some of the rules are not candidates yet.

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
+	re2 "github.com/wasilibs/go-re2"
 	"rsc.io/binaryregexp"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -46,6 +47,10 @@ import (
 // regexp for values that cannot match. Any other WAF — the reference
 // engine, a user's own Coraza, the raw Coraza of the benchmarks — keeps
 // plain regexps, so the differential tests still check the atoms.
+//
+// Also in the fast engine's WAF only, an ASCII value of longValue bytes or
+// more is matched by RE2 instead of Go's regexp (same answers and
+// captures; see longValue).
 type lazyRX struct {
 	p      *rxPattern
 	filter bool
@@ -60,6 +65,9 @@ type rxPattern struct {
 	bin   *binaryregexp.Regexp
 	err   error
 	atoms *atomFilter // nil: no atoms, or matched byte-wise
+
+	longOnce sync.Once
+	long     *re2.Regexp // for long ASCII values; nil: re is used
 }
 
 // fastFS marks the root file system of the fast engine's WAF: operators
@@ -113,6 +121,13 @@ func (p *rxPattern) compile() {
 }
 
 func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	return o.evaluate(tx, value, o.filter)
+}
+
+// evaluate is Evaluate, refusing values without atoms only with filter
+// set: the gate, which runs an operator only where its atoms occur, has
+// no need to look again.
+func (o lazyRX) evaluate(tx plugintypes.TransactionState, value string, filter bool) bool {
 	p := o.p
 	p.compile()
 	switch {
@@ -120,7 +135,7 @@ func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		// Not reachable: only patterns TestAtomTable compiled are
 		// deferred. Fail closed rather than let the rule never match.
 		return true
-	case o.filter && p.atoms != nil && !p.atoms.shows(value):
+	case filter && p.atoms != nil && !p.atoms.shows(value):
 		return false
 	case p.bin != nil:
 		if !tx.Capturing() {
@@ -137,10 +152,12 @@ func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
 			tx.CaptureField(i, c)
 		}
 		return true
-	case !tx.Capturing():
-		return p.re.MatchString(value)
 	}
-	match := p.re.FindStringSubmatchIndex(value)
+	re := p.matcher(o.filter, value)
+	if !tx.Capturing() {
+		return re.MatchString(value)
+	}
+	match := re.FindStringSubmatchIndex(value)
 	if match == nil {
 		return false
 	}
@@ -149,6 +166,50 @@ func (o lazyRX) Evaluate(tx plugintypes.TransactionState, value string) bool {
 			tx.CaptureField(i, value[match[2*i]:match[2*i+1]])
 		} else {
 			tx.CaptureField(i, "")
+		}
+	}
+	return true
+}
+
+// longValue is the length from which the fast engine matches an ASCII
+// value with RE2's automata (github.com/wasilibs/go-re2) instead of Go's
+// regexp. Go's regexp runs an NFA over long inputs, whose cost per byte
+// grows with the pattern: 0.4-0.7 µs per byte for the CRS command
+// patterns, so a 1 MB string of base64 cost 3 s; RE2's DFA is 30-130
+// times faster there (bench/RESULTS.md, Bounds). Both implement the same
+// syntax and leftmost-first semantics; they differ on invalid UTF-8,
+// which ASCII rules out, and TestLongMatcher holds them equal, captures
+// included, on every embedded pattern. Below this length Go's regexp is
+// faster (RE2 runs in WebAssembly).
+const longValue = 4 << 10
+
+// regexpMatcher is what Go's regexp and go-re2 share.
+type regexpMatcher interface {
+	MatchString(string) bool
+	FindStringSubmatchIndex(string) []int
+}
+
+// matcher returns the regexp to match value with: with fast set (the fast
+// engine's WAF) RE2 for a long ASCII value, else Go's regexp.
+func (p *rxPattern) matcher(fast bool, value string) regexpMatcher {
+	if !fast || len(value) < longValue || !isASCII(value) {
+		return p.re
+	}
+	p.longOnce.Do(func() {
+		// A pattern RE2 refuses (none of the embedded ones) stays with
+		// Go's regexp.
+		p.long, _ = re2.Compile("(?sm)" + p.args)
+	})
+	if p.long == nil {
+		return p.re
+	}
+	return p.long
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
 		}
 	}
 	return true

@@ -241,3 +241,58 @@ func TestXSSNeedsLtOrEquals(t *testing.T) {
 		t.Fatalf("only %d of %d strings with '<' or '=' flagged: the generator is broken", flagged, withEither)
 	}
 }
+
+// On long ASCII values, which the fast engine matches with RE2 (see
+// longValue), lazyRX still answers and captures what Coraza's @rx does:
+// for every embedded pattern, a string generated from it inside base64
+// noise (which shows most atoms), at a random place and at the end.
+func TestLongValuesMatchCoraza(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	noise := make([]byte, longValue)
+	for i := range noise {
+		noise[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[rng.IntN(64)]
+	}
+	seen := map[string]bool{}
+	matched, checked, ascii := 0, 0, 0
+	for _, r := range stockRules {
+		for c := r; c != nil; c = c.chain {
+			if c.opName != "rx" || seen[c.opData] {
+				continue
+			}
+			seen[c.opData] = true
+			fast, err := newLazyRX(plugintypes.OperatorOptions{Arguments: c.opData, Root: fastFS{rules.FS}})
+			if err != nil {
+				t.Fatalf("rule %d: %v", c.id, err)
+			}
+			ast, err := syntax.Parse(c.opData, syntax.Perl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s string
+			for try := 0; try < 10 && (try == 0 || !isASCII(s)); try++ {
+				var b strings.Builder
+				generate(&b, ast, rng)
+				s = b.String()
+			}
+			at := rng.IntN(len(noise))
+			for _, v := range []string{string(noise[:at]) + s + string(noise[at:]), string(noise) + " " + s} {
+				want, got := &captureState{capturing: true}, &captureState{capturing: true}
+				m := c.op.Evaluate(want, v)
+				if fast.Evaluate(got, v) != m || !slices.Equal(want.fields, got.fields) {
+					t.Fatalf("rule %d on a %d-byte value with %q (ASCII %v): Coraza %v %q, lazyRX %q", c.id, len(v), s, isASCII(v), m, want.fields, got.fields)
+				}
+				checked++
+				if m {
+					matched++
+				}
+				if isASCII(v) {
+					ascii++
+				}
+			}
+		}
+	}
+	if matched < checked/4 || matched == checked || ascii < checked*3/4 {
+		t.Fatalf("%d of %d long values matched, %d ASCII: the generator is broken", matched, checked, ascii)
+	}
+	t.Logf("%d patterns, %d of %d long values matched, %d ASCII", len(seen), matched, checked, ascii)
+}
