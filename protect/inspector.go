@@ -169,6 +169,7 @@ func (in *Inspector) Inspect(payload []byte) Verdict {
 	}
 	v.blocked = make([]bool, len(ev.Records))
 	batch := in.engine.NewBatch()
+	defer batch.Close()
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if i >= lim.MaxRecords {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -309,8 +310,26 @@ type strCache struct {
 	found []int32  // scan's scratch
 }
 
-func newStrCache() *strCache {
-	return &strCache{strs: map[string]int32{}}
+// strCaches keeps the string caches of finished events: an event's cache
+// grows to a few hundred strings and their bitsets, which the next event
+// reuses instead of growing them again.
+var strCaches = sync.Pool{New: func() any { return &strCache{strs: map[string]int32{}} }}
+
+// maxPooledStrings is the most strings a cache may hold to go back to the
+// pool: a cache grown by a huge event is dropped, not kept.
+const maxPooledStrings = 4096
+
+func newStrCache() *strCache { return strCaches.Get().(*strCache) }
+
+// release returns c to the pool, emptied; c must not be used afterwards.
+func (c *strCache) release() {
+	if len(c.info) > maxPooledStrings {
+		return
+	}
+	clear(c.strs)
+	clear(c.info) // drop the references to the event's strings
+	c.info, c.arena, c.nexts, c.found = c.info[:0], c.arena[:0], c.nexts[:0], c.found[:0]
+	strCaches.Put(c)
 }
 
 type fieldQuery struct {
@@ -328,12 +347,8 @@ type strInfo struct {
 	next    int32 // offset in nexts of its step results (see step); -1 until needed
 }
 
-// newGateEval evaluates p's gate on tx, with the string cache c (nil: a
-// new one).
+// newGateEval evaluates p's gate on tx, with the string cache c.
 func newGateEval(p *plan, tx types.Transaction, c *strCache) *gateEval {
-	if c == nil {
-		c = newStrCache()
-	}
 	return &gateEval{
 		strCache: c,
 		p:        p,

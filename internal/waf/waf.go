@@ -190,7 +190,9 @@ func (e *Engine) requestGate(r *source.Request) []int {
 	defer tx.Close()
 	prefill(tx, p.static)
 	e.requestHeaders(tx, r)
-	g := newGateEval(p, tx, nil)
+	c := newStrCache()
+	defer c.release()
+	g := newGateEval(p, tx, c)
 	cand := g.candidates(nil, 1)
 	if r.JSON || len(r.Body) == 0 {
 		requestJSON(tx, r)
@@ -316,8 +318,15 @@ type Batch struct {
 	cache *strCache
 }
 
-// NewBatch starts the inspection of one event's records.
+// NewBatch starts the inspection of one event's records; Close ends it.
 func (e *Engine) NewBatch() *Batch { return &Batch{e: e, cache: newStrCache()} }
+
+// Close ends the batch: its memory serves the next one. The Batch must not
+// be used afterwards.
+func (b *Batch) Close() {
+	b.cache.release()
+	b.cache = nil
+}
 
 // Record inspects one event record with the event profile.
 func (b *Batch) Record(rec *source.Record) Result {
