@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -94,13 +95,15 @@ func Handler(h any, opts ...Option) lambda.Handler {
 		panic(err.Error())
 	}
 	install(newOutboundConfig(cfg, l))
-	return &handler{next: next, in: in, link: l}
+	return &handler{next: next, in: in, link: l, tracer: newTracer(cfg.otel, cfg.otlpAddr)}
 }
 
 type handler struct {
-	next lambda.Handler
-	in   *Inspector
-	link *link // the lambdarasp extension; nil: none
+	next    lambda.Handler
+	in      *Inspector
+	link    *link   // the lambdarasp extension; nil: none
+	tracer  *tracer // nil: no traces
+	invoked atomic.Bool
 }
 
 var _ lambda.Handler = (*handler)(nil)
@@ -115,16 +118,42 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	// The invocation's outbound calls (Transport, DialContext) find it in
 	// the context the handler gets, or as the one in flight.
 	inv := &invocation{requestID: requestID, decisions: d}
-	o := outcome{calls: inv}
+	o := outcome{calls: inv, start: start, cold: !h.invoked.Swap(true)}
 	outbound.flight.begin(inv)
-	if h.link != nil {
-		defer h.link.send(requestID, start, &o)
+	if h.link != nil || h.tracer != nil {
+		defer h.finish(ctx, requestID, &o)
 	}
 	defer outbound.flight.end(inv) // before the report: later calls are the next one's
 	ctx = context.WithValue(ctx, invocationKey{}, inv)
 	out, err := h.invoke(ctx, requestID, payload, d, &o)
 	o.err, o.done = err, true
 	return out, err
+}
+
+// finish sends the invocation's report and spans. It runs deferred, so
+// that an invocation whose handler panicked is reported too.
+func (h *handler) finish(ctx context.Context, requestID string, o *outcome) {
+	if h.tracer == nil || o.trace == nil || !o.trace.sampled {
+		h.link.send(requestID, o)
+		return
+	}
+	var send func()
+	if h.link != nil && h.link.sender != nil {
+		r := h.link.report(requestID, o, make([]int, 0, report.MaxRules))
+		send = func() { h.link.sender.Send(&r) }
+	}
+	h.tracer.finish(ctx, requestID, o, h.in.cfg.mode, send, h.link.reachable())
+}
+
+// traced starts the invocation's trace, once its event is classified,
+// and returns the context for the handler.
+func (h *handler) traced(ctx context.Context, o *outcome, v *Verdict, payload []byte) context.Context {
+	if h.tracer == nil || o.trace != nil {
+		return ctx
+	}
+	ctx, o.trace = h.tracer.begin(ctx, &v.event, payload)
+	o.calls.trace.Store(o.trace)
+	return ctx
 }
 
 // invoke enforces the extension's decisions d, inspects the event, and
@@ -134,10 +163,14 @@ func (h *handler) invoke(ctx context.Context, requestID string, payload []byte, 
 	if q, ok := d.Quarantined(now); ok {
 		v := refusal(h.in.classify(payload), ruleQuarantine, "Function quarantined by the lambdarasp extension")
 		o.action, o.verdict = report.Quarantine, &v
+		ctx = h.traced(ctx, o, &v, payload)
 		return h.enforce(ctx, requestID, payload, v, "quarantine", q.Reason, q.Until)
 	}
+	o.inspectStart = time.Now()
 	v, err := h.inspect(payload)
+	o.inspectEnd = time.Now()
 	o.verdict = &v
+	ctx = h.traced(ctx, o, &v, payload)
 	if v.event.Kind.HTTP() {
 		o.clientIP = clientIP(v.event)
 	}

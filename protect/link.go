@@ -33,7 +33,6 @@ type link struct {
 	sender  *report.Sender    // nil: reports off
 	watcher *decision.Watcher // nil: decisions off
 	logger  *slog.Logger
-	invoked atomic.Bool // after the first invocation: no more cold start
 	seen    atomic.Bool // the extension has been reachable
 }
 
@@ -93,33 +92,52 @@ func (l *link) active(ctx context.Context) *decision.Active {
 
 // outcome is what one invocation came to, for its report.
 type outcome struct {
-	action   report.Action
-	verdict  *Verdict // nil when the invocation was refused before inspection
-	clientIP string
-	err      error
-	done     bool        // false: the handler panicked
-	calls    *invocation // its outbound calls
+	start        time.Time
+	cold         bool
+	inspectStart time.Time // zero: the event was not inspected
+	inspectEnd   time.Time
+	trace        *invTrace // nil: not traced
+	action       report.Action
+	verdict      *Verdict // nil when the invocation was refused before inspection
+	clientIP     string
+	err          error
+	done         bool        // false: the handler panicked
+	calls        *invocation // its outbound calls
 }
 
-// send reports the invocation that started at start. It runs deferred, so
-// that an invocation whose handler panicked is reported too.
-func (l *link) send(requestID string, start time.Time, o *outcome) {
+// reachable reports whether the extension took the last report.
+func (l *link) reachable() bool {
+	return l != nil && l.sender != nil && l.sender.Reachable()
+}
+
+// send reports the invocation o.
+func (l *link) send(requestID string, o *outcome) {
 	if l == nil || l.sender == nil {
 		return
 	}
 	var rules [report.MaxRules]int
+	r := l.report(requestID, o, rules[:0])
+	l.sender.Send(&r)
+}
+
+// report is the report of the invocation o, its rule ids in rules (with
+// room for report.MaxRules). It takes o's outbound calls: call it once.
+func (l *link) report(requestID string, o *outcome, rules []int) report.Report {
 	r := report.Report{
 		RequestID:      requestID,
 		Action:         o.action,
-		DurationMicros: time.Since(start).Microseconds(),
+		DurationMicros: time.Since(o.start).Microseconds(),
 		ClientIP:       o.clientIP,
-		ColdStart:      !l.invoked.Swap(true),
+		ColdStart:      o.cold,
 		Records:        1,
-		Rules:          rules[:0],
+		Rules:          rules,
+	}
+	if !o.inspectStart.IsZero() {
+		r.InspectMicros = max(o.inspectEnd.Sub(o.inspectStart).Microseconds(), 1)
 	}
 	if v := o.verdict; v != nil {
 		r.Source = v.Source
-		r.Rules = ruleIDs(rules[:0], v.Findings)
+		r.Rules = ruleIDs(rules, v.Findings)
 		if n := len(v.event.Records); n > 0 {
 			r.Records = n
 		}
@@ -156,7 +174,7 @@ func (l *link) send(requestID string, start time.Time, o *outcome) {
 			r.Action = report.Detect
 		}
 	}
-	l.sender.Send(&r)
+	return r
 }
 
 // ruleIDs appends the distinct rule ids of findings to dst, in order, as

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lambdarasp/lambdarasp/internal/decision"
 	"github.com/lambdarasp/lambdarasp/internal/egress"
+	"github.com/lambdarasp/lambdarasp/internal/otlp"
 	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
@@ -45,20 +46,22 @@ type Limits struct {
 
 // config is what the options build. Defaults are written beside the fields.
 type config struct {
-	mode         Mode         // Block
-	paranoia     int          // 1
-	threshold    int          // 5 (CRS default: one critical rule)
-	partialBatch bool         // false: a blocked record fails the whole batch
-	failClosed   bool         // false: inspection failure runs the handler
-	ruleFiles    []string     // none
-	exclusions   []exclusion  // none
-	limits       Limits       // see Limits
-	logger       *slog.Logger // JSON on stderr
-	snippets     bool         // false: never log matched data
-	runtimeAPI   string       // AWS_LAMBDA_RUNTIME_API
-	reference    bool         // false: the fast path decides clean events
-	reportAddr   string       // report.DefaultAddr; "off": no reports to the extension
-	decisions    string       // decision.DefaultPath; "off": no decisions enforced
+	mode         Mode          // Block
+	paranoia     int           // 1
+	threshold    int           // 5 (CRS default: one critical rule)
+	partialBatch bool          // false: a blocked record fails the whole batch
+	failClosed   bool          // false: inspection failure runs the handler
+	ruleFiles    []string      // none
+	exclusions   []exclusion   // none
+	limits       Limits        // see Limits
+	logger       *slog.Logger  // JSON on stderr
+	snippets     bool          // false: never log matched data
+	runtimeAPI   string        // AWS_LAMBDA_RUNTIME_API
+	reference    bool          // false: the fast path decides clean events
+	reportAddr   string        // report.DefaultAddr; "off": no reports to the extension
+	decisions    string        // decision.DefaultPath; "off": no decisions enforced
+	otel         otlp.Settings // the OTEL_* variables: no endpoint, no traces
+	otlpAddr     string        // otlp.DefaultReceiver; "off": export directly
 
 	// Outbound calls (Transport, Client, DialContext).
 	egressMode     Mode           // "": the same as mode
@@ -83,6 +86,7 @@ func defaults() config {
 		runtimeAPI: os.Getenv("AWS_LAMBDA_RUNTIME_API"),
 		reportAddr: report.DefaultAddr,
 		decisions:  decision.DefaultPath,
+		otlpAddr:   otlp.DefaultReceiver,
 	}
 }
 
@@ -224,6 +228,7 @@ const (
 	envEngine    = "LAMBDARASP_ENGINE"
 	envReport    = "LAMBDARASP_REPORT_ADDR"
 	envDecisions = "LAMBDARASP_DECISIONS_FILE"
+	envOTLPAddr  = "LAMBDARASP_OTLP_ADDR"
 
 	envEgressMode     = "LAMBDARASP_EGRESS_MODE"
 	envEgressAllow    = "LAMBDARASP_EGRESS_ALLOW"
@@ -326,6 +331,14 @@ func (c *config) fromEnv(getenv func(string) string) error {
 	if v := strings.TrimSpace(getenv(envDecisions)); v != "" {
 		c.decisions = v
 	}
+	if v := strings.TrimSpace(getenv(envOTLPAddr)); v != "" {
+		c.otlpAddr = v
+	}
+	o, err := otlp.FromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("protect: %w", err)
+	}
+	c.otel = o
 	c.ruleFiles = append(c.ruleFiles, splitList(getenv(envRules))...)
 	for _, e := range splitList(getenv(envExclude)) {
 		id, path, _ := strings.Cut(e, "@")
@@ -382,9 +395,11 @@ func (c *config) validate() error {
 		return fmt.Errorf("protect: egress %v", err)
 	}
 	c.egress = p
-	if c.reportAddr != off {
-		if err := loopback(c.reportAddr); err != nil {
-			return fmt.Errorf("protect: %s=%q: %v", envReport, c.reportAddr, err)
+	for _, a := range []struct{ name, addr, example string }{{envReport, c.reportAddr, report.DefaultAddr}, {envOTLPAddr, c.otlpAddr, otlp.DefaultReceiver}} {
+		if a.addr != off {
+			if err := loopback(a.addr, a.example); err != nil {
+				return fmt.Errorf("protect: %s=%q: %v", a.name, a.addr, err)
+			}
 		}
 	}
 	for _, e := range c.exclusions {
@@ -404,10 +419,10 @@ const off = "off"
 
 // loopback checks that addr is a loopback IP and port: reports never
 // leave the execution environment.
-func loopback(addr string) error {
+func loopback(addr, example string) error {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
-		return fmt.Errorf("want off, or a loopback address and port such as %s", report.DefaultAddr)
+		return fmt.Errorf("want off, or a loopback address and port such as %s", example)
 	}
 	return nil
 }

@@ -373,7 +373,8 @@ func (f *flight) update() {
 // concurrent use: a handler's goroutines call out in parallel.
 type invocation struct {
 	requestID string
-	decisions *decision.Active // in force when it began
+	decisions *decision.Active         // in force when it began
+	trace     atomic.Pointer[invTrace] // nil: not traced
 
 	mu       sync.Mutex
 	reported bool  // the report is sent: later calls go to the carry
@@ -396,6 +397,7 @@ type callRecord struct {
 func record(inv *invocation, phase report.Phase, r *callRecord) (t *invocation, gen int64, dest, call int) {
 	r.call.Phase = phase
 	if inv != nil {
+		inv.trace.Load().call(r)
 		inv.mu.Lock()
 		if !inv.reported {
 			dest, call = inv.t.add(r)

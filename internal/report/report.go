@@ -52,6 +52,9 @@ type Report struct {
 	// ClientIP is the caller's address for HTTP sources, "" otherwise.
 	ClientIP  string
 	ColdStart bool
+	// InspectMicros is the time the rules took on the event, in
+	// microseconds (0: not inspected).
+	InspectMicros int64
 	// Outbound lists the destinations the invocation called, as
 	// protect.Transport and protect.DialContext record them, at most
 	// MaxOutbound.
@@ -157,8 +160,8 @@ const (
 // when a destination or call has something to say: per destination
 // scheme, address, denied, bytes sent, bytes received, duration µs; call
 // count and per call destination, phase, method, status, error, duration
-// µs, bytes sent, bytes received. A field added later comes after the
-// calls, which are then always written.
+// µs, bytes sent, bytes received. Fields added later come after the
+// calls, which are then always written: the inspection's duration µs.
 func Append(b []byte, r *Report) []byte {
 	start := len(b)
 	flags := byte(0)
@@ -184,13 +187,13 @@ func Append(b []byte, r *Report) []byte {
 	// one datagram. Then the calls to those destinations, while they fit.
 	out := r.Outbound[:min(len(r.Outbound), MaxOutbound)]
 	calls := r.Calls[:min(len(r.Calls), MaxCalls)]
-	details := len(calls) > 0
+	details := len(calls) > 0 || r.InspectMicros > 0
 	for i := range out {
 		details = details || out[i].hasDetails()
 	}
 	room := MaxSize - (len(b) - start) - 1 // the destination count
 	if details {
-		room-- // the call count
+		room -= 1 + uvarintSize(max(r.InspectMicros, 0)) // the call count, the later fields
 	}
 	n := 0
 	for i := range out {
@@ -231,7 +234,7 @@ func Append(b []byte, r *Report) []byte {
 		k++
 	}
 	b[countAt] = byte(k)
-	return b
+	return binary.AppendUvarint(b, uint64(max(r.InspectMicros, 0)))
 }
 
 func (o *Outbound) hasDetails() bool {
@@ -381,7 +384,15 @@ func (d *decoder) details(r *Report) {
 		o.DurationMicros = int64(d.uint(1 << 62))
 	}
 	n := int(d.uint(MaxCalls))
-	if n == 0 || d.err != nil {
+	if d.err != nil {
+		return
+	}
+	defer func() {
+		if d.err == nil && len(d.b) > 0 {
+			r.InspectMicros = int64(d.uint(1 << 62))
+		}
+	}()
+	if n == 0 {
 		return
 	}
 	r.Calls = make([]Call, 0, n)

@@ -22,11 +22,11 @@ var cases = []struct {
 	{"clean-http", Report{RequestID: "c6af9ac6-7b61-11e6-9a41-93e812345678", Source: "apigw-http", Action: Allow,
 		Records: 1, DurationMicros: 1200, ClientIP: "203.0.113.9", ColdStart: true}},
 	{"blocked-sqs", Report{RequestID: "r-2", Source: "sqs", Action: Block, Rules: []int{942100, 932235, 100112},
-		Records: 10, BlockedRecords: 2, DurationMicros: 5400, ErrorType: "lambdarasp.Blocked"}},
+		Records: 10, BlockedRecords: 2, DurationMicros: 5400, ErrorType: "lambdarasp.Blocked", InspectMicros: 1800}},
 	{"outbound", Report{RequestID: "r-3", Source: "direct", Action: Allow, Records: 1, DurationMicros: 90000,
 		ErrorType: "errorString", Outbound: []Outbound{{Host: "api.example.com", Port: 443, Calls: 3}, {Host: "10.0.0.7", Port: 5432, Calls: 1, Errors: 1}}}},
 	{"quarantine", Report{RequestID: "r-4", Source: "s3", Action: Quarantine, Records: 1}},
-	{"calls", Report{RequestID: "r-5", Source: "apigw-http", Action: Block, Rules: []int{100992}, Records: 1, DurationMicros: 31000,
+	{"calls", Report{RequestID: "r-5", Source: "apigw-http", Action: Block, Rules: []int{100992}, Records: 1, DurationMicros: 31000, InspectMicros: 640,
 		Outbound: []Outbound{
 			{Host: "api.example.com", Port: 443, Calls: 2, Scheme: "https", Addr: "93.184.216.34", BytesSent: 120, BytesReceived: 5400, DurationMicros: 23000},
 			{Host: "169.254.169.254", Port: 80, Calls: 1, Errors: 1, Denied: 1, Scheme: "http", Addr: "169.254.169.254"},
@@ -117,7 +117,7 @@ func TestAppendCutsToBounds(t *testing.T) {
 func TestDetailsAreAppended(t *testing.T) {
 	r := cases[len(cases)-1].r
 	base := r
-	base.Calls = nil
+	base.Calls, base.InspectMicros = nil, 0
 	base.Outbound = nil
 	for _, o := range r.Outbound {
 		base.Outbound = append(base.Outbound, Outbound{Host: o.Host, Port: o.Port, Calls: o.Calls, Errors: o.Errors})
@@ -138,7 +138,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"nil", nil, ErrNotReport},
 		{"json", []byte(`{"requestId":"x"}`), ErrNotReport},
 		{"version", append([]byte{'L', 'R', 9}, good[3:]...), ErrVersion},
-		{"truncated", good[:len(good)-3], ErrMalformed},
+		{"truncated", func() []byte { b := Append(nil, &cases[1].r); return b[:len(b)-3] }(), ErrMalformed},
 		{"too big", append(bytes.Clone(good), make([]byte, MaxSize)...), ErrMalformed},
 		{"action", func() []byte { b := bytes.Clone(good); b[6] = 200; return b }(), ErrMalformed},
 		{"string bound", raw(strings.Repeat("x", MaxString+1), "", "", "", 0, 0, 0, 0), ErrMalformed},
@@ -162,7 +162,7 @@ func TestDecodeRefuses(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"details cut", withCalls[:len(withCalls)-2]},
+		{"details cut", withCalls[:len(withCalls)-4]}, // the inspection's 2 bytes and part of the last call
 		// No destinations, then one call complete in every field.
 		{"call to no destination", raw("", "", "", "", 0, 0, 0, 0, 1, make([]byte, 8))},
 		{"phase", func() []byte {

@@ -1,0 +1,232 @@
+package protect
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lambdarasp/lambdarasp/internal/otlp"
+	"github.com/lambdarasp/lambdarasp/internal/otlp/otlptest"
+)
+
+// traced is testHandler exporting its spans straight to a receiver of
+// its own (no extension: the direct path), with env as the OTEL_*
+// variables besides the endpoint.
+func tracedHandler(t *testing.T, next lambda.Handler, env map[string]string, opts ...Option) (*handler, *otlptest.Receiver) {
+	t.Helper()
+	rcv, err := otlptest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcv.Close)
+	h := testHandler(t, next, &bytes.Buffer{}, opts...)
+	getenv := func(k string) string {
+		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			return rcv.URL
+		}
+		if k == "AWS_LAMBDA_FUNCTION_NAME" {
+			return "orders"
+		}
+		return env[k]
+	}
+	s, err := otlp.FromEnv(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tracer = newTracer(s, off)
+	return h, rcv
+}
+
+func tracedCtx(id string) context.Context {
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: id,
+		InvokedFunctionArn: "arn:aws:lambda:eu-west-1:123456789012:function:orders"})
+	return context.WithValue(ctx, "x-amzn-trace-id", "Root=1-6740a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=0") //nolint:staticcheck // aws-lambda-go's key
+}
+
+func spansOf(rcv *otlptest.Receiver, id string) map[string]otlptest.Span {
+	out := map[string]otlptest.Span{}
+	var server otlptest.Span
+	for _, s := range rcv.Spans() {
+		if s.Attr("faas.invocation_id") == id {
+			server = s
+		}
+	}
+	if server.Span == nil {
+		return out
+	}
+	out["server"] = server
+	for _, s := range rcv.Spans() {
+		if s.ParentID() == server.SpanID() && s.TraceID() == server.TraceID() {
+			out[s.Name] = s
+		}
+	}
+	return out
+}
+
+func TestTraceDirect(t *testing.T) {
+	var handlerCtx context.Context
+	next := lambda.NewHandler(func(ctx context.Context) error {
+		handlerCtx = ctx
+		// An outbound call through Transport becomes a client span.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://169.254.169.254/latest/meta-data/", nil)
+		_, err := Client().Do(req)
+		if !IsDenied(err) {
+			t.Errorf("metadata call: %v, want denied", err)
+		}
+		return nil
+	})
+	h, rcv := tracedHandler(t, next, nil)
+
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	clean := `{"version":"2.0","rawPath":"/p","rawQueryString":"q=books","headers":{"host":"x.example.com","traceparent":"` + parent + `","tracestate":"vendor=1"},"requestContext":{"domainName":"x.example.com","http":{"method":"GET","path":"/p","protocol":"HTTP/1.1","sourceIp":"203.0.113.9"}}}`
+	if _, err := h.Invoke(tracedCtx("req-clean"), []byte(clean)); err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.SpanContextFromContext(handlerCtx)
+	if sc.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || !sc.IsSampled() {
+		t.Errorf("handler's span context %v: want the incoming trace, sampled", sc)
+	}
+
+	attack := `{"version":"2.0","rawPath":"/p","rawQueryString":"id=1%27%20UNION%20SELECT%20password%20FROM%20users--","headers":{"host":"x.example.com"},"requestContext":{"domainName":"x.example.com","http":{"method":"GET","path":"/p","protocol":"HTTP/1.1","sourceIp":"203.0.113.9"}}}`
+	if _, err := h.Invoke(tracedCtx("req-attack"), []byte(attack)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Direct export is synchronous: the spans are there on return.
+	if errs := rcv.Errors(); len(errs) > 0 {
+		t.Fatalf("undecodable requests: %v", errs)
+	}
+	got := spansOf(rcv, "req-clean")
+	srv := got["server"]
+	if srv.Span == nil {
+		t.Fatalf("no server span for req-clean in %d spans", len(rcv.Spans()))
+	}
+	for k, want := range map[string]string{"faas.trigger": "http", "faas.coldstart": "true", "cloud.provider": "aws",
+		"cloud.resource_id": "arn:aws:lambda:eu-west-1:123456789012:function:orders", "cloud.account.id": "123456789012",
+		"lambdarasp.action": "allow", "lambdarasp.source": "apigw-http", "client.address": "203.0.113.9"} {
+		if v := srv.Attr(k); v != want {
+			t.Errorf("server span %s = %q, want %q", k, v, want)
+		}
+	}
+	if srv.Kind != 2 || srv.TraceID() != "0af7651916cd43dd8448eb211c80319c" || srv.ParentID() != "b7ad6b7169203331" || srv.TraceState != "vendor=1" {
+		t.Errorf("server span kind %v trace %s parent %s state %q: want the incoming traceparent's", srv.Kind, srv.TraceID(), srv.ParentID(), srv.TraceState)
+	}
+	if srv.Flags&0x300 != 0x300 {
+		t.Errorf("server span flags %#x: want the parent marked remote", srv.Flags)
+	}
+	if srv.SpanID() != sc.SpanID().String() {
+		t.Errorf("handler's span %s, server span %s: want the same", sc.SpanID(), srv.SpanID())
+	}
+	if srv.Resource["service.name"] != "orders" {
+		t.Errorf("resource %v: want service.name orders", srv.Resource)
+	}
+	in := got["lambdarasp.inspect"]
+	if in.Span == nil || in.Attr("lambdarasp.action") != "allow" || len(in.Events) != 0 {
+		t.Errorf("inspection span %v: want action allow, no events", in.Span)
+	}
+	call := got["GET"]
+	if call.Span == nil || call.Kind != 3 || call.Attr("server.address") != "169.254.169.254" || call.Attr("error.type") != "denied" || call.Status.GetCode() != 2 {
+		t.Errorf("client span %v: want GET to the metadata, denied, status error", call.Span)
+	}
+
+	got = spansOf(rcv, "req-attack")
+	srv, in = got["server"], got["lambdarasp.inspect"]
+	if srv.Span == nil || in.Span == nil {
+		t.Fatalf("req-attack: spans %v", got)
+	}
+	// No traceparent: the X-Ray trace id, unsampled by Lambda, is kept, as a root.
+	if srv.TraceID() != "6740a1b20123456789abcdef01234567" || len(srv.ParentSpanId) != 0 || srv.Attr("faas.coldstart") != "false" {
+		t.Errorf("req-attack server span trace %s parent %q coldstart %s: want the X-Ray trace id, no parent, warm", srv.TraceID(), srv.ParentID(), srv.Attr("faas.coldstart"))
+	}
+	if in.Attr("lambdarasp.action") != "block" || !strings.Contains(in.Attr("lambdarasp.rules"), "942") || in.Attr("lambdarasp.score") == "0" || len(in.Events) == 0 {
+		t.Errorf("inspection span: action %s rules %s score %s events %d: want a block with SQL rules", in.Attr("lambdarasp.action"), in.Attr("lambdarasp.rules"), in.Attr("lambdarasp.score"), len(in.Events))
+	}
+	for _, e := range in.Events {
+		path := otlptest.Span{Span: nil}
+		_ = path
+		for _, kv := range e.Attributes {
+			if strings.Contains(kv.Value.GetStringValue(), "UNION SELECT") || strings.Contains(kv.Value.GetStringValue(), "password") {
+				t.Errorf("finding event carries the payload: %s=%q", kv.Key, kv.Value.GetStringValue())
+			}
+		}
+	}
+}
+
+func TestTraceLinksAndSampler(t *testing.T) {
+	h, rcv := tracedHandler(t, &recorder{}, map[string]string{"OTEL_TRACES_SAMPLER": "always_on"}, WithPartialBatch(true))
+	sqs := `{"Records":[` +
+		`{"messageId":"m1","body":"{\"a\":1}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q","messageAttributes":{"traceparent":{"stringValue":"00-11111111111111111111111111111111-2222222222222222-01","dataType":"String"}}},` +
+		`{"messageId":"m2","body":"{\"a\":2}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q","attributes":{"AWSTraceHeader":"Root=1-6740a1b2-333333333333333333333333;Parent=4444444444444444;Sampled=1"}},` +
+		`{"messageId":"m3","body":"{\"a\":3}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q"}]}`
+	if _, err := h.Invoke(tracedCtx("req-sqs"), []byte(sqs)); err != nil {
+		t.Fatal(err)
+	}
+	srv := spansOf(rcv, "req-sqs")["server"]
+	if srv.Span == nil {
+		t.Fatal("no server span")
+	}
+	if srv.Attr("faas.trigger") != "pubsub" || len(srv.Links) != 2 {
+		t.Fatalf("trigger %s, %d links: want pubsub, one link per record that carries a context", srv.Attr("faas.trigger"), len(srv.Links))
+	}
+	if l := srv.Links[0]; string(l.TraceId) != string(mustHex("11111111111111111111111111111111")) || string(l.SpanId) != string(mustHex("2222222222222222")) {
+		t.Errorf("link 0: %x/%x", l.TraceId, l.SpanId)
+	}
+
+	// always_off: nothing is sent.
+	h2, rcv2 := tracedHandler(t, &recorder{}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"})
+	if _, err := h2.Invoke(tracedCtx("req-off"), []byte(sqs)); err != nil {
+		t.Fatal(err)
+	}
+	if n := rcv2.Requests(); n != 0 {
+		t.Errorf("always_off: %d export requests, want none", n)
+	}
+}
+
+func mustHex(s string) []byte {
+	b := make([]byte, len(s)/2)
+	for i := range b {
+		b[i] = fromHex(s[2*i])<<4 | fromHex(s[2*i+1])
+	}
+	return b
+}
+
+func fromHex(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
+}
+
+// A backend that does not answer slows a direct export by its timeout at
+// most, and never past the invocation's deadline.
+func TestTraceDirectBounded(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server sees the client go
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	h := testHandler(t, &recorder{}, &bytes.Buffer{})
+	s, err := otlp.FromEnv(func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": slow.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "200"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tracer = newTracer(s, off)
+	start := time.Now()
+	if _, err := h.Invoke(tracedCtx("req-slow"), []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("invocation took %v with a backend that never answers: want about the 200 ms timeout", d)
+	}
+}
