@@ -42,7 +42,8 @@ type alerter struct {
 	function string
 	out      io.Writer
 	log      *slog.Logger
-	hook     *webhook // nil: no webhook
+	hook     *webhook    // nil: no webhook
+	sink     func(Alert) // nil: no OTLP logs
 
 	keys    map[string]*keyState
 	buckets map[anomaly.Type]*bucket
@@ -92,6 +93,9 @@ func (al *alerter) raise(a anomaly.Anomaly, action string, now time.Time) bool {
 	al.emit(alert, 1+alert.Suppressed, "lambdarasp alert")
 	if al.hook != nil {
 		al.hook.enqueue(alert)
+	}
+	if al.sink != nil {
+		al.sink(alert)
 	}
 	return true
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/otlp"
 	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
@@ -52,6 +53,18 @@ type Config struct {
 	// (default) or "slack". Empty: no webhook.
 	WebhookURL    string
 	WebhookFormat string
+	// OTel is what the standard OTEL_* variables say: with an
+	// OTEL_EXPORTER_OTLP_(TRACES_|METRICS_|LOGS_)ENDPOINT, the extension
+	// relays the wrapper's spans and sends its own metrics and alert logs
+	// there. Without one, nothing is exported.
+	OTel otlp.Settings
+	// OTLPAddr is where the extension takes OTLP/HTTP from the wrapper
+	// (loopback). Default otlp.DefaultReceiver, 127.0.0.1:7433; "off":
+	// no receiver (the extension still exports its own metrics and logs).
+	OTLPAddr string
+	// OTLPQueueBytes bounds what waits for the backend; past it the
+	// oldest requests are dropped and counted. Default 4 MiB.
+	OTLPQueueBytes int
 
 	// Stdout receives the alert lines. Default: discarded.
 	Stdout io.Writer
@@ -77,6 +90,8 @@ const (
 	defaultTelemetryPort = 7432
 	defaultPolicyFile    = "/opt/lambdarasp/policy.json"
 	maxReportWait        = 20 * time.Millisecond
+	defaultOTLPQueue     = 4 << 20
+	minOTLPQueue         = 64 << 10
 )
 
 // Environment variables, read in this one place.
@@ -92,6 +107,8 @@ const (
 	envReportWait    = "LAMBDARASP_REPORT_WAIT"
 	envWebhook       = "LAMBDARASP_WEBHOOK_URL"
 	envWebhookFormat = "LAMBDARASP_WEBHOOK_FORMAT"
+	envOTLPAddr      = "LAMBDARASP_OTLP_ADDR"
+	envOTLPQueue     = "LAMBDARASP_OTLP_QUEUE_BYTES"
 )
 
 // FromEnv reads the settings from the environment. A variable it cannot
@@ -114,6 +131,19 @@ func fromEnv(getenv func(string) string) (Config, error) {
 		PolicyURL:     strings.TrimSpace(getenv(envPolicyURL)),
 		WebhookURL:    strings.TrimSpace(getenv(envWebhook)),
 		WebhookFormat: strings.ToLower(strings.TrimSpace(getenv(envWebhookFormat))),
+		OTLPAddr:      strings.TrimSpace(getenv(envOTLPAddr)),
+	}
+	o, err := otlp.FromEnv(getenv)
+	if err != nil {
+		return c, fmt.Errorf("extension: %w", err)
+	}
+	c.OTel = o
+	if v := strings.TrimSpace(getenv(envOTLPQueue)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < minOTLPQueue {
+			return c, fmt.Errorf("extension: %s=%q: want a number of bytes, %d or more", envOTLPQueue, v, minOTLPQueue)
+		}
+		c.OTLPQueueBytes = n
 	}
 	if v := strings.TrimSpace(getenv(envTelemetryPort)); v != "" {
 		n, err := strconv.Atoi(v)
@@ -171,6 +201,12 @@ func (c Config) withDefaults() Config {
 	if c.WebhookFormat == "" {
 		c.WebhookFormat = "json"
 	}
+	if c.OTLPAddr == "" {
+		c.OTLPAddr = otlp.DefaultReceiver
+	}
+	if c.OTLPQueueBytes == 0 {
+		c.OTLPQueueBytes = defaultOTLPQueue
+	}
 	if c.Stdout == nil {
 		c.Stdout = io.Discard
 	}
@@ -198,6 +234,12 @@ func (c Config) check() error {
 	ap, err := netip.ParseAddrPort(c.ReportAddr)
 	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
 		return fmt.Errorf("extension: %s=%q: want a loopback address and port such as %s", envReportAddr, c.ReportAddr, report.DefaultAddr)
+	}
+	if c.OTLPAddr != "off" && !loopbackAddr(c.OTLPAddr) {
+		return fmt.Errorf("extension: %s=%q: want off, or a loopback address and port such as %s", envOTLPAddr, c.OTLPAddr, otlp.DefaultReceiver)
+	}
+	if c.OTLPQueueBytes < minOTLPQueue {
+		return fmt.Errorf("extension: OTLP queue of %d bytes: want %d or more (%s)", c.OTLPQueueBytes, minOTLPQueue, envOTLPQueue)
 	}
 	if c.ReportWait > maxReportWait {
 		return fmt.Errorf("extension: report wait %v: at most %v", c.ReportWait, maxReportWait)

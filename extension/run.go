@@ -8,6 +8,7 @@ import (
 
 	"github.com/lambdarasp/lambdarasp/internal/anomaly"
 	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/otlp"
 	"github.com/lambdarasp/lambdarasp/internal/report"
 )
 
@@ -35,6 +36,14 @@ func Run(ctx context.Context, cfg Config) error {
 			x.reports = rl
 		}
 	}
+	if err := cfg.check(); err == nil && cfg.OTel.Export() {
+		x.relay = newRelay(cfg.OTel, cfg.HTTPClient, x.log, cfg.OTLPQueueBytes)
+		if cfg.OTLPAddr != "off" {
+			if err := x.relay.listen(cfg.OTLPAddr); err != nil {
+				x.log.Warn("lambdarasp OTLP receiver unavailable: the wrapper's spans are lost", "addr", cfg.OTLPAddr, "error", err.Error())
+			}
+		}
+	}
 	if err := x.api.register(ctx, cfg.Name); err != nil {
 		return err
 	}
@@ -59,7 +68,9 @@ type ext struct {
 	alerts     *alerter
 	hook       *webhook      // nil: no webhook
 	source     *policySource // nil: the policy file alone
-	policyFrom string        // where the policy came from, for the ready line
+	relay      *relay        // nil: no OTLP export
+	meters     *meters
+	policyFrom string // where the policy came from, for the ready line
 
 	decisions decision.Decisions
 	lastID    string // request id of the last report
@@ -87,6 +98,10 @@ func (x *ext) init(ctx context.Context) error {
 		x.hook = newWebhook(x.cfg.WebhookURL, x.cfg.WebhookFormat, x.cfg.HTTPClient, x.log)
 	}
 	x.alerts = newAlerter(x.cfg.FunctionName, x.cfg.Stdout, x.log, x.hook)
+	x.meters = newMeters(x.cfg.Now())
+	if r := x.relay; r != nil {
+		x.alerts.sink = func(a Alert) { r.add(otlp.Logs, alertLog(x.cfg.OTel.Resource, a, x.cfg.Now())) }
+	}
 	if x.cfg.PolicyURL != "" {
 		x.source = newPolicySource(x.cfg.PolicyURL, x.cfg.PolicyPoll, x.cfg.HTTPClient)
 		x.pollPolicy(ctx, initPollTimeout)
@@ -102,7 +117,8 @@ func (x *ext) init(ctx context.Context) error {
 	}
 	x.restore()
 	x.log.Info("lambdarasp extension ready", "reports", x.reports != nil, "telemetry", x.telemetry != nil,
-		"policy", x.policyFrom, "policy_rules", len(x.policy.Rules), "policy_source", x.source != nil, "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile)
+		"policy", x.policyFrom, "policy_rules", len(x.policy.Rules), "policy_source", x.source != nil, "webhook", x.hook != nil, "decisions_file", x.cfg.DecisionsFile,
+		"otlp", x.relay != nil)
 	return nil
 }
 
@@ -193,6 +209,9 @@ func (x *ext) publish(now time.Time) {
 }
 
 func (x *ext) close() {
+	if x.relay != nil {
+		x.relay.close()
+	}
 	if x.reports != nil {
 		x.reports.close()
 	}
@@ -221,7 +240,8 @@ func (x *ext) loop(ctx context.Context) error {
 			sctx, cancel := context.WithDeadline(ctx, ev.deadline().Add(-150*time.Millisecond))
 			x.finish(sctx)
 			cancel()
-			x.log.Info("lambdarasp extension shut down", "reason", ev.ShutdownReason, "invocations", x.invokes, "reports", x.received, "outbound_calls", x.calls)
+			x.log.Info("lambdarasp extension shut down", "reason", ev.ShutdownReason, "invocations", x.invokes, "reports", x.received, "outbound_calls", x.calls,
+				"otlp_sent", x.otlpSent())
 			return nil
 		default:
 			return fmt.Errorf("extension: next: unknown event type %q", ev.EventType)
@@ -253,6 +273,29 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 		x.hook.flush(fctx)
 		cancel()
 	}
+	if x.relay != nil {
+		now := x.cfg.Now()
+		if now.Sub(x.meters.last) >= x.cfg.OTel.MetricInterval {
+			x.exportMetrics(now)
+		}
+		wait := settleWait
+		if ev.DeadlineMs > 0 {
+			wait = min(wait, time.Until(ev.deadline().Add(-50*time.Millisecond)))
+		}
+		x.relay.settle(ctx, wait)
+	}
+}
+
+// exportMetrics queues the metrics as they stand at now.
+func (x *ext) exportMetrics(now time.Time) {
+	x.relay.add(otlp.Metrics, x.meters.encode(x.cfg.OTel.Resource, now, &x.decisions, x.relay.droppedCount()))
+}
+
+func (x *ext) otlpSent() int64 {
+	if x.relay == nil {
+		return 0
+	}
+	return x.relay.sent.Load()
 }
 
 // await waits for the report of request id, handling whatever else
@@ -339,6 +382,7 @@ func (x *ext) report(r report.Report) {
 		x.calls += o.Calls
 	}
 	x.lastID, x.missed = r.RequestID, 0
+	x.meters.report(&r)
 	now := x.cfg.Now()
 	x.handle(x.detector.Reported(now, r), now)
 }
@@ -359,6 +403,7 @@ func (x *ext) platform(e platformEvent) {
 func (x *ext) handle(as []anomaly.Anomaly, now time.Time) {
 	changed := false
 	for _, a := range as {
+		x.meters.anomaly(a)
 		action := x.policy.decide(a, &x.decisions, now)
 		changed = changed || action != ""
 		x.alerts.raise(a, action, now)
@@ -403,6 +448,13 @@ wait:
 	if x.reports != nil {
 		if n, m := x.reports.dropped.Load(), x.reports.malformed.Load(); n+m > 0 {
 			x.log.Warn("lambdarasp reports lost", "dropped", n, "malformed", m)
+		}
+	}
+	if x.relay != nil {
+		x.exportMetrics(x.cfg.Now())
+		x.relay.drain(ctx)
+		if n, d := x.relay.pending(), x.relay.droppedCount(); n > 0 || d != [len(signals)]int64{} {
+			x.log.Warn("lambdarasp OTLP requests not delivered", "pending", n, "dropped_traces", d[0], "dropped_metrics", d[1], "dropped_logs", d[2])
 		}
 	}
 	if x.telemetry != nil && x.telemetry.dropped.Load() > 0 {
