@@ -26,6 +26,14 @@
 // next too, so they are never frozen mid-flight; at SHUTDOWN everything
 // pending is flushed within the deadline Lambda gives.
 //
+// With an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT), the extension also
+// takes OTLP/HTTP on loopback (the wrapper's spans, which it sends before
+// its report) and relays it to the backend from a goroutine of its own,
+// with its own metrics and one log record per alert: batched, retried
+// with backoff, bounded in bytes, drained at SHUTDOWN. Before next it
+// waits at most 200 ms for a healthy backend, and not at all for one that
+// is failing or slow.
+//
 // Fail-open and fail-closed: a LAMBDARASP_* variable or policy file that
 // is invalid is an init error (reported to /extension/init/error, so the
 // deployment fails loudly, as protect.Handler's own settings do); a

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
 
-// Error is an export that failed. Retry says whether trying again may
+// Error is an export that failed; its message never holds the URL or a
+// header (either may carry a secret). Retry says whether trying again may
 // succeed (the network, 429, 502, 503, 504, as the specification says);
 // After is the server's Retry-After, if it gave one.
 type Error struct {
@@ -57,6 +59,11 @@ func Post(ctx context.Context, client *http.Client, t Target, body []byte) error
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// Not the *url.Error itself: its message carries the URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return &Error{Retry: !errors.Is(err, context.Canceled), Err: err}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
