@@ -187,7 +187,7 @@ func TestOTelSlowBackend(t *testing.T) {
 	rcv.SetDelay(time.Second)
 	em := s.start(t)
 	const n = 80
-	var slowest time.Duration
+	var slowest, total time.Duration
 	for i := range n {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -196,14 +196,16 @@ func TestOTelSlowBackend(t *testing.T) {
 		if err != nil || res.FunctionError != "" {
 			t.Fatalf("invocation %d: %v %s", i, err, res.FunctionError)
 		}
-		if d := time.Since(start); i >= 2 && d > slowest {
-			slowest = d
+		if d := time.Since(start); i >= 2 {
+			slowest, total = max(slowest, d), total+d
 		}
 	}
 	// One invocation may wait for the backend once (up to 200 ms) before
-	// the extension knows it is slow; none after that.
-	if slowest > 150*time.Millisecond {
-		t.Errorf("slowest invocation took %v with a slow backend: want it unaffected", slowest)
+	// the extension knows it is slow; none after that. An extension that
+	// waited each time would take 200 ms an invocation; a busy machine
+	// takes a few ms.
+	if total > (n-2)*60*time.Millisecond {
+		t.Errorf("invocations took %v in all (the slowest %v) with a slow backend: want them unaffected", total, slowest)
 	}
 	rcv.SetDelay(0)
 	if err := em.Close(); err != nil {

@@ -73,7 +73,8 @@ type ext struct {
 	policyFrom string // where the policy came from, for the ready line
 
 	decisions decision.Decisions
-	lastID    string // request id of the last report
+	recent    [8]string // request ids of the last reports, newest at recentAt-1
+	recentAt  int
 	doneID    string // request id of the last platform.runtimeDone
 	missed    int    // invocations in a row without any report
 	invokes   int
@@ -309,7 +310,7 @@ func (x *ext) otlpSent() int64 {
 // without any report it stops waiting, until a report comes.
 func (x *ext) await(ctx context.Context, ev event) {
 	id := ev.RequestID
-	if x.lastID == id {
+	if x.reported(id) {
 		x.missed = 0
 		return
 	}
@@ -348,6 +349,18 @@ func (x *ext) await(ctx context.Context, ev event) {
 	}
 }
 
+// reported reports whether the report of id is among the last few: a
+// report handled while waiting for an earlier invocation's (they can
+// arrive out of order when INVOKEs queue up) counts as come.
+func (x *ext) reported(id string) bool {
+	for _, r := range x.recent {
+		if r == id && id != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func (x *ext) telemetryEvents() <-chan platformEvent {
 	if x.telemetry == nil {
 		return nil
@@ -381,7 +394,9 @@ func (x *ext) report(r report.Report) {
 	for _, o := range r.Outbound {
 		x.calls += o.Calls
 	}
-	x.lastID, x.missed = r.RequestID, 0
+	x.recent[x.recentAt%len(x.recent)] = r.RequestID
+	x.recentAt++
+	x.missed = 0
 	x.meters.report(&r)
 	now := x.cfg.Now()
 	x.handle(x.detector.Reported(now, r), now)
