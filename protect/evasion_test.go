@@ -50,6 +50,10 @@ var evasionCases = []evasionCase{
 	{"url/unicode-percent-u", v2("q=%u003Cscript%u003Ealert(1)%u003C/script%u003E", "", ""), true},
 	{"json/unicode-escapes", sqsEvent(`{"q":"\u0031\u0027\u0020UNION SELECT password FROM users--"}`, "x"), true},
 	{"json/escapes-in-nested-json", sqsEvent(`{"q":`+jsonString(`{"r":"\u003cscript\u003ealert(document.cookie)\u003c/script\u003e"}`)+`}`, "x"), true},
+	// Stringified JSON, as a handler that decodes the string reads it.
+	{"json/escapes-in-stringified-json-sqli", sqsEvent(`{"q":`+jsonString(`{"r":"\u0031\u0027\u0020\u0055\u004e\u0049\u004f\u004e\u0020\u0053\u0045\u004c\u0045\u0043\u0054 password FROM users--"}`)+`}`, "x"), true},
+	{"json/escapes-in-stringified-json-cmd", sqsEvent(`{"q":`+jsonString(`{"r":"; c\u0061t /etc/p\u0061sswd"}`)+`}`, "x"), true},
+	{"json/stringified-twice", sqsEvent(`{"q":`+jsonString(`{"r":`+jsonString(`["; c\u0061t /etc/p\u0061sswd"]`)+`}`)+`}`, "x"), true},
 	{"html/entities-named", sqsEvent(`{"q":"&lt;script&gt;alert(document.cookie)&lt;/script&gt;"}`, "x"), true},
 	{"html/entities-numeric", sqsEvent(`{"q":"&#x3C;script&#x3E;alert(document.cookie)&#60;/script&#62;"}`, "x"), true},
 	{"case/xss", sqsEvent(`{"q":"<ScRiPt>alert(document.cookie)</sCrIpT>"}`, "x"), true},

@@ -21,11 +21,11 @@ import (
 // share the event's depth budget, so nesting JSON inside strings does not
 // reset it.
 func (b *builder) envelope(text string, depth int) {
-	j := skipSpace(text, 0)
-	if j == len(text) || (text[j] != '{' && text[j] != '[') || !valid(text) {
+	if !isDocument(text) {
 		b.addHere(text)
 		return
 	}
+	j := skipSpace(text, 0)
 	if text[j] == '{' {
 		if sns, s3 := shapes(text, j); sns || s3 {
 			doc := gjson.Parse(text)

@@ -612,6 +612,21 @@ var parseCases = []parseCase{
 		records: sqsRecords(fields("body", "a"), fields("body", "b")),
 	},
 	{
+		// A handler that decodes a string as JSON gets its leaves.
+		name:    "direct/stringified-json",
+		payload: `{"a":"{\"b\":[1,\"\\u0027x\"]}","c":"[]","d":" {} ","e":"{not json","f":"[1] x"}`,
+		kind:    Direct,
+		records: one(fields("a.b[0]", "1", "a.b[1]", "'x", "c", "", "d", "", "e", "{not json", "f", "[1] x")),
+	},
+	{
+		// Stringified JSON counts toward MaxDepth from where it sits.
+		name:    "limits/depth-stringified-json",
+		lim:     Limits{MaxDepth: 2},
+		payload: `{"a":"{\"b\":{\"c\":1}}","d":1}`,
+		kind:    Direct,
+		records: one(fields("d", "1"), Violation{BoundDepth, "a.b"}),
+	},
+	{
 		name:    "ambiguous/trailing",
 		payload: `{"a":"x"} {"a":"y"}`,
 		kind:    Direct,
@@ -821,7 +836,8 @@ func checkLeaves(t *testing.T, payload []byte, got []Field) {
 }
 
 // leaves names every leaf of the JSON container in payload the way walk
-// does, using encoding/json's tokenizer as an independent reader.
+// does, using encoding/json's tokenizer as an independent reader; a string
+// holding a JSON object or array gives its own leaves.
 func leaves(payload []byte) ([]Field, error) {
 	type level struct {
 		name  string // name of the container
@@ -884,6 +900,25 @@ func leaves(payload []byte) ([]Field, error) {
 			}
 			continue
 		case string:
+			if t := strings.TrimLeft(v, " \t\r\n"); t != "" && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(v)) {
+				// Stringified JSON: its leaves, under the string's name.
+				inner, err := leaves([]byte(v))
+				if err != nil {
+					return nil, err
+				}
+				for _, f := range inner {
+					switch {
+					case f.Name == "":
+						f.Name = name
+					case f.Name[0] == '[' || name == "":
+						f.Name = name + f.Name
+					default:
+						f.Name = name + "." + f.Name
+					}
+					fs = append(fs, f)
+				}
+				continue
+			}
 			value = v
 		case json.Number:
 			value = v.String()

@@ -198,9 +198,16 @@ func (b *builder) decode64(s string) string {
 // the number of containers around s, counted from the event root; a
 // container deeper than MaxDepth is skipped with a BoundDepth violation.
 //
+// A string that holds a JSON object or array (stringified JSON) is walked
+// as if it were one, under the string's name: its text is not a field of
+// its own, as an envelope's is not.
+//
 // s must be valid JSON (see valid). The walk is a single iterative pass with
-// an explicit stack, so neither the nesting nor the size of s can make it
-// recurse or rescan.
+// an explicit stack, so the nesting of containers cannot make it recurse.
+// Each level of stringified JSON is one recursion and one more pass over
+// that string; as a string inside a string needs its quotes escaped, and
+// the escapes double with each level, there are at most log2(len(s)) such
+// levels, and MaxDepth counts them too.
 func (b *builder) walk(s string, depth int) {
 	base := len(b.name)
 	stack := b.stack[:0]
@@ -231,7 +238,16 @@ walk:
 			continue
 		case '"':
 			j := stringEnd(s, i)
-			b.addHere(unquote(s[i:j]))
+			v := unquote(s[i:j])
+			if isDocument(v) {
+				// Stringified JSON: a handler that decodes the string gets
+				// its leaves, escapes undone, so they are what is
+				// inspected. The nested walk's frames go after this one's.
+				b.stack = stack[len(stack):]
+				b.walk(v, depth+len(stack))
+			} else {
+				b.addHere(v)
+			}
 			i = j
 		default:
 			j := literalEnd(s, i)
@@ -263,6 +279,12 @@ walk:
 	}
 	b.stack = stack[:0]
 	b.name = b.name[:base]
+}
+
+// isDocument reports whether the text v is a JSON object or array.
+func isDocument(v string) bool {
+	k := skipSpace(v, 0)
+	return k < len(v) && (v[k] == '{' || v[k] == '[') && valid(v)
 }
 
 // member reads the key of the object member at s[i], appends it to the name
