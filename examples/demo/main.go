@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lambdarasp/lambdarasp/internal/otlp/otlptest"
 )
 
 func main() {
@@ -81,6 +83,7 @@ type result struct {
 	logs    logs
 	webhook []string // bodies received
 	charges int      // requests the payment service received
+	otel    telemetry
 }
 
 // outcome is one invocation's answer.
@@ -136,6 +139,17 @@ func play(ctx context.Context, steps []step, cli, function, extensions, policy s
 	if err != nil {
 		return nil, err
 	}
+	// A local OTLP receiver plays the backend; the extension relays the
+	// wrapper's spans to it, with its own metrics and alert logs.
+	rcv, err := otlptest.Start()
+	if err != nil {
+		return nil, err
+	}
+	defer rcv.Close()
+	otlpAddr, err := freeTCP()
+	if err != nil {
+		return nil, err
+	}
 
 	cmd := exec.Command(cli, "local", "--function", function, "--extensions", extensions, "--addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(),
@@ -146,6 +160,9 @@ func play(ctx context.Context, steps []step, cli, function, extensions, policy s
 		"LAMBDARASP_WEBHOOK_URL="+hook.URL+"/alerts",
 		"LAMBDARASP_EGRESS_INTERNAL=127.0.0.1",
 		"ORDERS_PAYMENTS_URL="+payments.URL,
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL,
+		"OTEL_SERVICE_NAME=orders",
+		"LAMBDARASP_OTLP_ADDR="+otlpAddr,
 	)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -203,6 +220,7 @@ func play(ctx context.Context, steps []step, cli, function, extensions, policy s
 	hookMu.Lock()
 	defer hookMu.Unlock()
 	res.charges = int(charges.Load())
+	res.otel = telemetry{spans: rcv.Spans(), metrics: rcv.Metrics(), logs: rcv.Logs(), errs: rcv.Errors()}
 	return res, ctx.Err()
 }
 
@@ -252,6 +270,15 @@ func invoke(ctx context.Context, client *http.Client, url string, payload []byte
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return outcome{requestID: resp.Header.Get("X-Amzn-Requestid"), functionError: resp.Header.Get("X-Amz-Function-Error"), payload: b, err: err}
+}
+
+func freeTCP() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 func freeUDP() (string, error) {

@@ -212,6 +212,7 @@ func present(w io.Writer, r *result, took time.Duration) bool {
 	tw.Flush()
 
 	checks := expectations(r, counts, raised, decisions)
+	checks = append(checks, presentTelemetry(w, &r.otel)...)
 	fmt.Fprintln(w, "\nExpected outcomes")
 	passed := 0
 	for _, c := range checks {
