@@ -41,7 +41,10 @@ type plan struct {
 	gate   []gateRule
 	keep   []bool    // rule index → never removed (derived, flow)
 	static []txValue // TX variables static rules set, and their values
-	remove []int     // static and unreachable rule ids, removed on every slow run
+	// gateStatic are those of static the gate reads: in its operators'
+	// macros and its TX selections.
+	gateStatic []txValue
+	remove     []int // static and unreachable rule ids, removed on every slow run
 	// base is the result when no gate rule matches.
 	base Result
 	// skipped[i] are the rules a skip:N of the rule at index i passes
@@ -372,6 +375,7 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 		}
 	}
 	p.buildGate(atoms)
+	p.gateStatic = p.gateReads()
 	var probed []*compiledRule
 	for gi, g := range p.gate {
 		if g.settle == settleProbe {
@@ -390,6 +394,35 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 		}
 	}
 	return p
+}
+
+// gateReads returns the static TX values the gate's first links read: the
+// names in their operators' macros (%{tx.name}) and TX selections.
+func (p *plan) gateReads() []txValue {
+	names := map[string]bool{}
+	for _, g := range p.gate {
+		for _, ref := range macros(g.r.opData) {
+			if name, ok := strings.CutPrefix(strings.ToLower(ref), "tx."); ok {
+				names[name] = true
+			}
+		}
+		for _, v := range g.r.vars {
+			if v.v != variables.TX {
+				continue
+			}
+			if v.keyStr == "" {
+				return p.static // a regex or the whole collection
+			}
+			names[strings.ToLower(v.keyStr)] = true
+		}
+	}
+	var out []txValue
+	for _, v := range p.static {
+		if names[v.name] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // headMatches evaluates the first link of r on a transaction, as Coraza

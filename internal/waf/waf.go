@@ -188,7 +188,7 @@ func (e *Engine) requestGate(r *source.Request) []int {
 	p := e.http
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
-	prefill(tx, p.static)
+	prefill(tx, p.gateStatic)
 	e.requestHeaders(tx, r)
 	c := newStrCache()
 	defer c.release()
@@ -346,7 +346,7 @@ func (b *Batch) gate(rec *source.Record) []int {
 	e, p := b.e, b.e.record
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
-	prefill(tx, p.static)
+	prefill(tx, p.gateStatic)
 	setVar(tx, variables.ReqbodyProcessor, "JSON")
 	g := newGateEval(p, tx, b.cache)
 	cand := g.candidates(nil, 1)
