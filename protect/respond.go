@@ -149,11 +149,17 @@ func (h *handler) merge(ctx context.Context, payload []byte, v Verdict, member s
 		}
 		n++
 	}
-	gjson.GetBytes(out, member).ForEach(func(_, it gjson.Result) bool {
-		sep()
-		b.WriteString(it.Raw)
-		return true
-	})
+	// Only an array's items: gjson calls ForEach's function once with any
+	// other value, and a null or an object among the items makes AWS fail
+	// the whole batch (events.SQSEventResponse{} encodes its nil slice as
+	// null).
+	if items := gjson.GetBytes(out, member); items.IsArray() {
+		items.ForEach(func(_, it gjson.Result) bool {
+			sep()
+			b.WriteString(it.Raw)
+			return true
+		})
+	}
 	for i, rec := range v.event.Records {
 		if v.blocked[i] {
 			sep()

@@ -47,10 +47,7 @@ type message struct {
 }
 
 func handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	// An empty list rather than nil: protect merges a handler's null
-	// batchItemFailures into [null, …] today, which Lambda takes as a
-	// failure of the whole batch.
-	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	var resp events.SQSEventResponse
 	for _, rec := range ev.Records {
 		if err := process(ctx, rec); err != nil {
 			// The message id only: the body is the sender's.
