@@ -161,7 +161,8 @@ const (
 )
 
 // begin decides the invocation's trace: its parent (an incoming W3C
-// traceparent in the HTTP headers, else the X-Ray trace the runtime
+// traceparent in the HTTP headers, or in the message attributes of an
+// SQS or SNS event's only record, else the X-Ray trace the runtime
 // passed), its ids and whether it is sampled. It returns ctx carrying the
 // server span's context, so that spans the handler makes with an
 // OpenTelemetry SDK are its children.
@@ -184,6 +185,12 @@ func (t *tracer) begin(ctx context.Context, ev *source.Event, payload []byte) (c
 				it.state = ts
 			}
 		}
+	}
+	// A batch's records are linked; a lone record's context is also the
+	// parent, as an HTTP request's is.
+	links, droppedLinks := links(ev.Kind, payload)
+	if l := links; !found && len(l) == 1 && len(ev.Records) == 1 {
+		it.traceID, it.parent, it.remote, parentSampled, found = l[0].trace, l[0].span, true, l[0].sampled, true
 	}
 	if !found {
 		xray, _ := ctx.Value("x-amzn-trace-id").(string) //nolint:staticcheck // aws-lambda-go's key
@@ -219,7 +226,7 @@ func (t *tracer) begin(ctx context.Context, ev *source.Event, payload []byte) (c
 		}
 	}
 	if it.sampled {
-		it.links, it.droppedLinks = links(ev.Kind, payload)
+		it.links, it.droppedLinks = links, droppedLinks
 	}
 	return trace.ContextWithSpanContext(ctx, trace.NewSpanContext(cfg)), it
 }

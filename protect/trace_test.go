@@ -181,6 +181,16 @@ func TestTraceLinksAndSampler(t *testing.T) {
 		t.Errorf("link 0: %x/%x", l.TraceId, l.SpanId)
 	}
 
+	// A lone record's context is the parent too.
+	sns := `{"Records":[{"EventSource":"aws:sns","EventSubscriptionArn":"arn:aws:sns:eu-west-1:1:t:s","Sns":{"Type":"Notification","MessageId":"m","TopicArn":"arn:aws:sns:eu-west-1:1:t","Message":"{\"a\":1}",` +
+		`"MessageAttributes":{"traceparent":{"Type":"String","Value":"00-55555555555555555555555555555555-6666666666666666-01"}}}}]}`
+	if _, err := h.Invoke(tracedCtx("req-sns"), []byte(sns)); err != nil {
+		t.Fatal(err)
+	}
+	if srv := spansOf(rcv, "req-sns")["server"]; srv.Span == nil || srv.TraceID() != "55555555555555555555555555555555" || srv.ParentID() != "6666666666666666" || len(srv.Links) != 1 {
+		t.Errorf("SNS server span %v: want the message's traceparent as parent and link", srv.Span)
+	}
+
 	// always_off: nothing is sent.
 	h2, rcv2 := tracedHandler(t, &recorder{}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"})
 	if _, err := h2.Invoke(tracedCtx("req-off"), []byte(sqs)); err != nil {
