@@ -389,6 +389,7 @@ type callRecord struct {
 	scheme string
 	addr   netip.Addr // the address dialed, if known
 	call   report.Call
+	spanID [8]byte // the client span's id, when a traceparent went out with it
 }
 
 // record adds a finished call to its invocation's report, or to the carry

@@ -336,7 +336,11 @@ func (it *invTrace) call(r *callRecord) {
 		return
 	}
 	end := time.Now()
-	s := span{id: newSpanID(), parent: it.server, kind: 3, start: end.Add(-time.Duration(r.call.DurationMicros) * time.Microsecond), end: end}
+	id := trace.SpanID(r.spanID)
+	if !id.IsValid() {
+		id = newSpanID()
+	}
+	s := span{id: id, parent: it.server, kind: 3, start: end.Add(-time.Duration(r.call.DurationMicros) * time.Microsecond), end: end}
 	s.name = r.call.Method
 	if s.name == "" {
 		s.name = "connect"
@@ -468,4 +472,27 @@ func (t *tracer) finish(ctx context.Context, requestID string, o *outcome, mode 
 	}
 	spans = append(spans, clients...)
 	t.export(ctx, t.encode(make([]byte, 0, exportRequestGrowth), it, spans), viaExtension, send)
+}
+
+// traced returns the invocation's trace when it is sampled, else nil.
+func (inv *invocation) traced() *invTrace {
+	if inv == nil {
+		return nil
+	}
+	if it := inv.trace.Load(); it != nil && it.sampled {
+		return it
+	}
+	return nil
+}
+
+// traceparent is the W3C header of a call from the invocation, under the
+// client span id.
+func (it *invTrace) traceparent(id trace.SpanID) string {
+	var b [55]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], it.traceID[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], id[:])
+	copy(b[52:], "-01")
+	return string(b[:])
 }

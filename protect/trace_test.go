@@ -240,3 +240,48 @@ func TestTraceDirectBounded(t *testing.T) {
 		t.Errorf("invocation took %v with a backend that never answers: want about the 200 ms timeout", d)
 	}
 }
+
+// An outbound call carries the trace on: the callee gets a traceparent
+// naming the invocation's trace and the call's client span; a request
+// that already has one keeps it.
+func TestTracePropagatesOutbound(t *testing.T) {
+	useOutbound(t, nil, nil, WithEgressInternal("127.0.0.1"))
+	got := make(chan string, 2)
+	callee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get("traceparent") }))
+	defer callee.Close()
+	const own = "00-77777777777777777777777777777777-8888888888888888-01"
+	next := lambda.NewHandler(func(ctx context.Context) error {
+		for _, tp := range []string{"", own} {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, callee.URL, nil)
+			if tp != "" {
+				req.Header.Set("traceparent", tp)
+			}
+			resp, err := Client().Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if tp == "" && req.Header.Get("traceparent") != "" {
+				t.Error("the caller's request was changed")
+			}
+		}
+		return nil
+	})
+	h, rcv := tracedHandler(t, next, nil)
+	if _, err := h.Invoke(tracedCtx("req-out"), []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	first, second := <-got, <-got
+	if second != own {
+		t.Errorf("a request with its own traceparent got %q", second)
+	}
+	var client otlptest.Span
+	for _, s := range rcv.Spans() {
+		if s.Kind == 3 && client.Span == nil {
+			client = s
+		}
+	}
+	if client.Span == nil || first != "00-"+client.TraceID()+"-"+client.SpanID()+"-01" {
+		t.Errorf("callee got traceparent %q, want the first client span's %v", first, client.Span)
+	}
+}

@@ -48,6 +48,11 @@ import (
 // checks at dial time, once per connection, add the lookup. The returned
 // RoundTripper is safe for concurrent use; Transport of a RoundTripper it
 // returned returns it unchanged.
+//
+// With tracing on (see Handler), each call of a sampled invocation is a
+// client span, and a request without a traceparent header gets one (on a
+// copy: the caller's request is not changed), so the callee continues the
+// invocation's trace.
 func Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -178,6 +183,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 
+	if it := inv.traced(); it != nil && req.Header.Get("traceparent") == "" {
+		// The callee continues the trace, under the call's client span.
+		r.spanID = newSpanID()
+		copied := *req
+		copied.Header = req.Header.Clone()
+		if copied.Header == nil {
+			copied.Header = http.Header{}
+		}
+		copied.Header.Set("traceparent", it.traceparent(r.spanID))
+		if it.state != "" {
+			copied.Header.Set("tracestate", it.state)
+		}
+		req = &copied
+	}
 	var sent *countingReader
 	if req.Body != nil && req.Body != http.NoBody {
 		if req.ContentLength > 0 {
