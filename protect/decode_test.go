@@ -37,58 +37,14 @@ const xss = "<script>alert(document.cookie)</script>"
 // string's text.
 var escapedXSS = strings.NewReplacer("<", `\u003c`, ">", `\u003e`).Replace(xss)
 
-func sqsBody(seen *string) any {
-	return func(e events.SQSEvent) error {
-		*seen = e.Records[0].Body
-		return nil
-	}
-}
-
-func sqsAttribute(seen *string) any {
-	return func(e events.SQSEvent) error {
-		*seen = *e.Records[0].MessageAttributes["k"].StringValue
-		return nil
-	}
-}
-
-func snsMessage(seen *string) any {
-	return func(e events.SNSEvent) error {
-		*seen = e.Records[0].SNS.Message
-		return nil
-	}
-}
-
-func kinesisData(seen *string) any {
-	return func(e events.KinesisEvent) error {
-		*seen = string(e.Records[0].Kinesis.Data)
-		return nil
-	}
-}
-
-func httpBody(seen *string) any {
-	return func(e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		*seen = e.Body
-		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
-	}
-}
-
-func restQuery(seen *string) any {
-	return func(e events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		*seen = e.QueryStringParameters["q"]
-		return events.APIGatewayProxyResponse{StatusCode: 200}, nil
-	}
-}
-
-// httpJSONBody decodes the request body as many Go handlers do, with a
-// json.Decoder, which reads the first value and stops.
-func httpJSONBody(seen *string) any {
-	return func(e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		var o order
-		if err := json.NewDecoder(strings.NewReader(e.Body)).Decode(&o); err != nil {
-			return events.APIGatewayV2HTTPResponse{}, err
+// reads is a typed handler for lambda.NewHandler: it stores in *seen what
+// get finds in the event E it decodes.
+func reads[E any](get func(E) (string, error)) func(seen *string) any {
+	return func(seen *string) any {
+		return func(e E) (err error) {
+			*seen, err = get(e)
+			return err
 		}
-		*seen = o.Q
-		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
 	}
 }
 
@@ -98,29 +54,35 @@ type order struct {
 	N float64
 }
 
-func directQ(seen *string) any {
-	return func(o order) error {
-		*seen = o.Q
-		return nil
-	}
+// decodeQ reads the handler's own type from JSON text with a json.Decoder,
+// as many Go handlers read a body: it reads the first value and stops.
+func decodeQ(text string) (string, error) {
+	var o order
+	err := json.NewDecoder(strings.NewReader(text)).Decode(&o)
+	return o.Q, err
 }
 
-// sqsNotification decodes the body as the SNS notification it claims to be
-// and the notification's message as the handler's own type.
-func sqsNotification(seen *string) any {
-	return func(e events.SQSEvent) error {
+var (
+	sqsBody      = reads(func(e events.SQSEvent) (string, error) { return e.Records[0].Body, nil })
+	sqsAttribute = reads(func(e events.SQSEvent) (string, error) {
+		return *e.Records[0].MessageAttributes["k"].StringValue, nil
+	})
+	snsMessage   = reads(func(e events.SNSEvent) (string, error) { return e.Records[0].SNS.Message, nil })
+	kinesisData  = reads(func(e events.KinesisEvent) (string, error) { return string(e.Records[0].Kinesis.Data), nil })
+	httpBody     = reads(func(e events.APIGatewayV2HTTPRequest) (string, error) { return e.Body, nil })
+	httpJSONBody = reads(func(e events.APIGatewayV2HTTPRequest) (string, error) { return decodeQ(e.Body) })
+	restQuery    = reads(func(e events.APIGatewayProxyRequest) (string, error) { return e.QueryStringParameters["q"], nil })
+	directQ      = reads(func(o order) (string, error) { return o.Q, nil })
+	// The body read as the SNS notification it claims to be, and its
+	// message as the handler's own type.
+	sqsNotification = reads(func(e events.SQSEvent) (string, error) {
 		var n events.SNSEntity
-		if err := jsonUnmarshal(e.Records[0].Body, &n); err != nil {
-			return err
+		if err := json.Unmarshal([]byte(e.Records[0].Body), &n); err != nil {
+			return "", err
 		}
-		var o order
-		if err := jsonUnmarshal(n.Message, &o); err != nil {
-			return err
-		}
-		*seen = o.Q
-		return nil
-	}
-}
+		return decodeQ(n.Message)
+	})
+)
 
 func sqsRec(members string) string {
 	return `{"Records":[{"messageId":"m0","eventSource":"aws:sqs",` + members + `}]}`
@@ -304,5 +266,3 @@ func TestDecodeDifferentials(t *testing.T) {
 		})
 	}
 }
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
