@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lambdarasp/lambdarasp/protect"
 )
@@ -48,7 +52,8 @@ func BenchmarkBounds(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run("bound="+c.name, func(b *testing.B) {
-			v := in.Inspect(c.event)
+			var v protect.Verdict
+			peak := peakHeap(func() { v = in.Inspect(c.event) })
 			if c.rule == 0 && v.Action != protect.Allow {
 				b.Fatalf("%d-byte event blocked: %v", len(c.event), v.Rules())
 			}
@@ -60,8 +65,44 @@ func BenchmarkBounds(b *testing.B) {
 			for b.Loop() {
 				in.Inspect(c.event)
 			}
+			b.ReportMetric(float64(peak)/1e6, "peak-MB")
 		})
 	}
+}
+
+// peakHeap runs f and returns the most heap its objects took beyond what
+// was live before, sampled every 100 µs with the collector set to run at
+// 10% growth, so garbage does not pile up: an estimate of the memory an
+// event needs, close to what a small function's limit must cover.
+func peakHeap(f func()) uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	base := read()
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	stop, peak := make(chan struct{}), make(chan uint64)
+	go func() {
+		var max uint64
+		t := time.NewTicker(100 * time.Microsecond)
+		defer t.Stop()
+		for {
+			if h := read(); h > max {
+				max = h
+			}
+			select {
+			case <-stop:
+				peak <- max
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	f()
+	close(stop)
+	if m := <-peak; m > base {
+		return m - base
+	}
+	return 0
 }
 
 // bodyOf is a JSON array of clean orders, n bytes or a little less.

@@ -285,6 +285,9 @@ type gateEval struct {
 	fields  map[fieldQuery]*fieldValues
 	groups  []evalGroup // value's scratch
 	stepBuf []int32     // steps' scratch
+	// derived are the long strings transformations made for the current
+	// value, with their slot in nexts: forgotten once it is evaluated.
+	derived [][2]int32
 }
 
 // fieldValues is a collection query's result, with the index of each
@@ -409,6 +412,7 @@ func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 		n++
 		if !rv.count {
 			g.value(sel, fv.ids[i])
+			g.forget()
 		}
 	}
 	if rv.count {
@@ -645,7 +649,26 @@ func (g *gateEval) step(i, st int32) int32 {
 		g.info[i].next = off
 	}
 	g.nexts[off+st] = j + 1
+	if j == int32(len(g.info))-1 && j != i && len(out) >= longValue {
+		g.derived = append(g.derived, [2]int32{j, off + st})
+	}
 	return j
+}
+
+// forget drops the long strings made from the value just evaluated: a
+// megabyte value has a dozen transformed forms, and an event of several
+// would keep them all (an event of six 1 MB values peaked at 133 MB). A
+// later selection that reads the value makes them again.
+func (g *gateEval) forget() {
+	for _, d := range g.derived {
+		j, slot := d[0], d[1]
+		if g.nexts[slot] == j+1 {
+			g.nexts[slot] = 0
+		}
+		delete(g.strs, g.info[j].s)
+		g.info[j].s = ""
+	}
+	g.derived = g.derived[:0]
 }
 
 // allOf appends every gate rule of the phase: used when Coraza itself must

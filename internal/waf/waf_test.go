@@ -2,6 +2,9 @@ package waf
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -229,4 +232,44 @@ func TestMetadataSpellings(t *testing.T) {
 			t.Errorf("%s: caught by 100110, but it is not a metadata address", v)
 		}
 	}
+}
+
+// Long values take their own paths (RE2 for long ASCII values, the long
+// forms of a value forgotten once it is evaluated and made again for the
+// next selection that reads it); the fast path still reports exactly what
+// the reference engine does, with the same value in two fields, the query
+// and two headers (read by different rules), clean and with attacks at
+// either end.
+func TestLongValuesMatchReference(t *testing.T) {
+	ref, err := New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := testEngine(t)
+	filler := strings.Repeat("order please Tim O'Reilly gift+wrap 1005 Gravenstein a-b shop ", 120) // 7 KB
+	attacks := []string{"", "<script>alert(1)</script>", "1' UNION SELECT password FROM users--", ";cat /etc/passwd", "${jndi:ldap://x/a}", "x\r\nSet-Cookie: a=b"}
+	for _, a := range attacks {
+		for _, v := range []string{filler + a, a + filler, "%2B" + filler + a} {
+			req := source.Request{Method: "POST", URI: "/c?q=" + url.QueryEscape(v), Protocol: "HTTP/1.1",
+				Headers: hdrs("Host", "a", "User-Agent", v, "X-Note", v, "Accept", "*/*", "Content-Type", "application/json"),
+				JSON:    true, Body: []byte(`{}`),
+				Fields: []source.Field{{Name: "body.a", Value: v}, {Name: "body.b", Value: v}}}
+			want, got := ref.Request(&req), fast.Request(&req)
+			if fmt.Sprint(rulePaths(want)) != fmt.Sprint(rulePaths(got)) || want.Blocked != got.Blocked {
+				t.Fatalf("attack %q: reference %v %v, fast %v %v", a, want.Blocked, rulePaths(want), got.Blocked, rulePaths(got))
+			}
+			if a != "" && !got.Blocked {
+				t.Fatalf("attack %q in a long value not blocked", a)
+			}
+		}
+	}
+}
+
+func rulePaths(r Result) []string {
+	var out []string
+	for _, m := range r.Matches {
+		out = append(out, fmt.Sprint(m.Rule, " ", m.Path))
+	}
+	slices.Sort(out)
+	return out
 }
