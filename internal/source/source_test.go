@@ -838,7 +838,10 @@ func checkLeaves(t *testing.T, payload []byte, got []Field) {
 // leaves names every leaf of the JSON container in payload the way walk
 // does, using encoding/json's tokenizer as an independent reader; a string
 // holding a JSON object or array gives its own leaves.
-func leaves(payload []byte) ([]Field, error) {
+func leaves(payload []byte) ([]Field, error) { return leavesAt(payload, "") }
+
+// leavesAt is leaves for a document whose root is named name.
+func leavesAt(payload []byte, root string) ([]Field, error) {
 	type level struct {
 		name  string // name of the container
 		array bool
@@ -857,7 +860,7 @@ func leaves(payload []byte) ([]Field, error) {
 	dec.UseNumber()
 	fs := []Field{}
 	var stack []level
-	var name string // name of the next value
+	name := root // name of the next value
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -902,21 +905,11 @@ func leaves(payload []byte) ([]Field, error) {
 		case string:
 			if t := strings.TrimLeft(v, " \t\r\n"); t != "" && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(v)) {
 				// Stringified JSON: its leaves, under the string's name.
-				inner, err := leaves([]byte(v))
+				inner, err := leavesAt([]byte(v), name)
 				if err != nil {
 					return nil, err
 				}
-				for _, f := range inner {
-					switch {
-					case f.Name == "":
-						f.Name = name
-					case f.Name[0] == '[' || name == "":
-						f.Name = name + f.Name
-					default:
-						f.Name = name + "." + f.Name
-					}
-					fs = append(fs, f)
-				}
+				fs = append(fs, inner...)
 				continue
 			}
 			value = v
