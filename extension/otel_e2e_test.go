@@ -232,3 +232,36 @@ func TestOTelSlowBackend(t *testing.T) {
 		t.Errorf("%d server spans delivered, %d requests dropped: want some delivered, the rest dropped and counted (%d invocations)", servers, dropped, n)
 	}
 }
+
+// A backend that is down (503) costs the invocations nothing; what it
+// refused is kept, retried with backoff, and delivered once it is back,
+// at the latest at SHUTDOWN.
+func TestOTelBackendDown(t *testing.T) {
+	s, rcv := otelSetup(t, `{"version":1,"rules":[]}`)
+	rcv.SetFail(http.StatusServiceUnavailable)
+	em := s.start(t)
+	const n = 20
+	start := time.Now()
+	for range n {
+		expect(t, "clean request", status(t, em, event(t, clean, "198.51.100.1", "")), 200)
+	}
+	if d := time.Since(start); d > n*60*time.Millisecond {
+		t.Errorf("%d invocations took %v with the backend down: want them unaffected", n, d)
+	}
+	if rcv.Requests() == 0 {
+		t.Fatal("the backend was never tried")
+	}
+	rcv.SetFail(0)
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	servers := 0
+	for _, sp := range rcv.Spans() {
+		if sp.Kind == 2 {
+			servers++
+		}
+	}
+	if servers != n {
+		t.Errorf("%d server spans delivered after the backend came back, want all %d", servers, n)
+	}
+}
