@@ -61,6 +61,18 @@ func IsBlocked(err error) bool {
 // trigger's blocked response (rules 100990 and 100991). Without a live
 // extension, decisions fail open and the rules protect on their own.
 //
+// With an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT and the other
+// standard OTEL_* variables), Handler records each sampled invocation as
+// OpenTelemetry spans — a server span with the FaaS conventions, an
+// inspection span with one event per finding, a client span per outbound
+// call — continuing the trace of an incoming traceparent or the runtime's
+// X-Ray header, and gives h a context carrying the server span. The spans
+// go to the lambdarasp extension on loopback (LAMBDARASP_OTLP_ADDR) from a
+// goroutine, off the response's path; without the extension, to the
+// endpoint directly before the invocation returns (a round trip to the
+// backend). Without an endpoint nothing is recorded. See the README's
+// Observability section.
+//
 // Outbound calls made through Transport, Client or DialContext are checked
 // against the egress rules and reported with the invocation that made
 // them: the context h receives carries the invocation, so pass it (or one

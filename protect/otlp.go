@@ -49,15 +49,21 @@ const (
 // Span flags: the W3C trace flags in the low byte, then whether the
 // parent (or a link's span) is remote.
 const (
-	flagSampled         = 0x01
-	flagHasIsRemote     = 0x100
-	flagParentIsRemote  = 0x200
-	statusError         = 2
-	spanKindInternal    = 1
-	spanKindServer      = 2
-	spanKindClient      = 3
-	exportRequestGrowth = 1024
+	flagSampled        = 0x01
+	flagHasIsRemote    = 0x100
+	flagParentIsRemote = 0x200
 )
+
+// Span kinds and the error status code, as OTLP numbers them.
+const (
+	spanKindInternal = 1
+	spanKindServer   = 2
+	spanKindClient   = 3
+	statusError      = 2
+)
+
+// exportRequestGrowth is the first size of an invocation's export buffer.
+const exportRequestGrowth = 1024
 
 // encode writes one ExportTraceServiceRequest with spans, all of trace it.
 func (t *tracer) encode(b []byte, it *invTrace, spans []span) []byte {

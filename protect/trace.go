@@ -340,7 +340,7 @@ func (it *invTrace) call(r *callRecord) {
 	if !id.IsValid() {
 		id = newSpanID()
 	}
-	s := span{id: id, parent: it.server, kind: 3, start: end.Add(-time.Duration(r.call.DurationMicros) * time.Microsecond), end: end}
+	s := span{id: id, parent: it.server, kind: spanKindClient, start: end.Add(-time.Duration(r.call.DurationMicros) * time.Microsecond), end: end}
 	s.name = r.call.Method
 	if s.name == "" {
 		s.name = "connect"
