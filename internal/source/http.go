@@ -141,6 +141,7 @@ func headers(hs []Header, single, multi gjson.Result) []Header {
 func pairs(single, multi gjson.Result, fn func(k, v string)) {
 	var seen [][2]string
 	if multi.IsObject() {
+		seen = make([][2]string, 0, 32)
 		multi.ForEach(func(k, v gjson.Result) bool {
 			name := validUTF8(k.Str)
 			each(v, func(v string) {
