@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lambdarasp/lambdarasp/internal/egress"
 )
 
@@ -44,7 +46,7 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 		return plainDialer.DialContext(ctx, network, address) // no destination: the dialer refuses it
 	}
 	inv, phase := attribute(ctx)
-	r := callRecord{host: host, port: port, scheme: network}
+	r := callRecord{host: host, port: port, scheme: network, parent: trace.SpanContextFromContext(ctx)}
 	flagged := false
 	if e := c.precheck(ctx, inv, host, port, start); e != nil {
 		flagged = true

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lambdarasp/lambdarasp/internal/decision"
 	"github.com/lambdarasp/lambdarasp/internal/egress"
 	"github.com/lambdarasp/lambdarasp/internal/report"
@@ -390,6 +392,9 @@ type callRecord struct {
 	addr   netip.Addr // the address dialed, if known
 	call   report.Call
 	spanID [8]byte // the client span's id, when a traceparent went out with it
+	// parent is the span in the call's context: the invocation's server
+	// span, or one the handler's own OpenTelemetry SDK made under it.
+	parent trace.SpanContext
 }
 
 // record adds a finished call to its invocation's report, or to the carry

@@ -340,7 +340,11 @@ func (it *invTrace) call(r *callRecord) {
 	if !id.IsValid() {
 		id = newSpanID()
 	}
-	s := span{id: id, parent: it.server, kind: spanKindClient, start: end.Add(-time.Duration(r.call.DurationMicros) * time.Microsecond), end: end}
+	parent := it.server
+	if p := r.parent; p.TraceID() == it.traceID && p.SpanID().IsValid() {
+		parent = p.SpanID() // a span of the handler's own, inside the invocation
+	}
+	s := span{id: id, parent: parent, kind: spanKindClient, start: end.Add(-time.Duration(r.call.DurationMicros) * time.Microsecond), end: end}
 	s.name = r.call.Method
 	if s.name == "" {
 		s.name = "connect"

@@ -246,7 +246,7 @@ func TestTraceDirectBounded(t *testing.T) {
 // that already has one keeps it.
 func TestTracePropagatesOutbound(t *testing.T) {
 	useOutbound(t, nil, nil, WithEgressInternal("127.0.0.1"))
-	got := make(chan string, 2)
+	got := make(chan string, 3)
 	callee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get("traceparent") }))
 	defer callee.Close()
 	const own = "00-77777777777777777777777777777777-8888888888888888-01"
@@ -265,6 +265,16 @@ func TestTracePropagatesOutbound(t *testing.T) {
 				t.Error("the caller's request was changed")
 			}
 		}
+		// A span of the handler's own SDK, under the server span: the
+		// call's client span is its child.
+		sc := trace.SpanContextFromContext(ctx)
+		own := trace.NewSpanContext(trace.SpanContextConfig{TraceID: sc.TraceID(), SpanID: trace.SpanID{9, 9, 9, 9, 9, 9, 9, 9}, TraceFlags: trace.FlagsSampled})
+		req, _ := http.NewRequestWithContext(trace.ContextWithSpanContext(ctx, own), http.MethodGet, callee.URL, nil)
+		resp, err := Client().Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
 		return nil
 	})
 	h, rcv := tracedHandler(t, next, nil)
@@ -272,16 +282,24 @@ func TestTracePropagatesOutbound(t *testing.T) {
 		t.Fatal(err)
 	}
 	first, second := <-got, <-got
+	<-got
 	if second != own {
 		t.Errorf("a request with its own traceparent got %q", second)
 	}
-	var client otlptest.Span
+	var clients []otlptest.Span
+	server := spansOf(rcv, "req-out")["server"]
 	for _, s := range rcv.Spans() {
-		if s.Kind == 3 && client.Span == nil {
-			client = s
+		if s.Kind == 3 {
+			clients = append(clients, s)
 		}
 	}
-	if client.Span == nil || first != "00-"+client.TraceID()+"-"+client.SpanID()+"-01" {
-		t.Errorf("callee got traceparent %q, want the first client span's %v", first, client.Span)
+	if len(clients) != 3 || server.Span == nil {
+		t.Fatalf("%d client spans, server %v: want 3 and one", len(clients), server.Span)
+	}
+	if first != "00-"+clients[0].TraceID()+"-"+clients[0].SpanID()+"-01" {
+		t.Errorf("callee got traceparent %q, want the first client span's %s", first, clients[0].SpanID())
+	}
+	if clients[0].ParentID() != server.SpanID() || clients[2].ParentID() != "0909090909090909" {
+		t.Errorf("client spans' parents %s and %s: want the server span %s, then the handler's own span", clients[0].ParentID(), clients[2].ParentID(), server.SpanID())
 	}
 }

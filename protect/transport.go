@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lambdarasp/lambdarasp/internal/egress"
 	"github.com/lambdarasp/lambdarasp/internal/report"
 )
@@ -160,7 +162,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	port := urlPort(req.URL)
 	lit, literal := egress.Literal(host)
-	r := callRecord{host: host, port: port, scheme: req.URL.Scheme, call: report.Call{Method: req.Method}}
+	r := callRecord{host: host, port: port, scheme: req.URL.Scheme, call: report.Call{Method: req.Method}, parent: trace.SpanContextFromContext(ctx)}
 	if r.call.Method == "" {
 		r.call.Method = http.MethodGet
 	}
