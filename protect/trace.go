@@ -284,7 +284,8 @@ func parseXRay(s string) (id trace.TraceID, sp trace.SpanID, sampled, ok bool) {
 }
 
 // links reads the trace context each record of a batch carries: a W3C
-// traceparent message attribute (SQS, SNS), else SQS's AWSTraceHeader.
+// traceparent message attribute (SQS, SNS, or an SNS notification in an
+// SQS body), else SQS's AWSTraceHeader.
 func links(kind source.Kind, payload []byte) (out []spanLink, dropped int) {
 	var tp, xray string
 	switch kind {
@@ -298,6 +299,8 @@ func links(kind source.Kind, payload []byte) (out []spanLink, dropped int) {
 	gjson.GetBytes(payload, "Records").ForEach(func(_, rec gjson.Result) bool {
 		l := spanLink{}
 		if id, sp, sampled, ok := parseTraceparent(rec.Get(tp).String()); ok {
+			l = spanLink{trace: id, span: sp, sampled: sampled}
+		} else if id, sp, sampled, ok := parseTraceparent(snsTraceparent(kind, rec)); ok {
 			l = spanLink{trace: id, span: sp, sampled: sampled}
 		} else if xray != "" {
 			if id, sp, sampled, ok := parseXRay(rec.Get(xray).String()); ok && sp.IsValid() {
@@ -315,6 +318,19 @@ func links(kind source.Kind, payload []byte) (out []spanLink, dropped int) {
 		return true
 	})
 	return out, dropped
+}
+
+// snsTraceparent is the traceparent message attribute of an SNS notification
+// delivered in an SQS record's body (raw message delivery off), or "".
+func snsTraceparent(kind source.Kind, rec gjson.Result) string {
+	if kind != source.SQS {
+		return ""
+	}
+	body := rec.Get("body").String()
+	if !strings.Contains(body, `"traceparent"`) {
+		return ""
+	}
+	return gjson.Get(body, "MessageAttributes.traceparent.Value").String()
 }
 
 // trigger is faas.trigger for a source.

@@ -166,7 +166,8 @@ func TestTraceLinksAndSampler(t *testing.T) {
 	sqs := `{"Records":[` +
 		`{"messageId":"m1","body":"{\"a\":1}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q","messageAttributes":{"traceparent":{"stringValue":"00-11111111111111111111111111111111-2222222222222222-01","dataType":"String"}}},` +
 		`{"messageId":"m2","body":"{\"a\":2}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q","attributes":{"AWSTraceHeader":"Root=1-6740a1b2-333333333333333333333333;Parent=4444444444444444;Sampled=1"}},` +
-		`{"messageId":"m3","body":"{\"a\":3}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q"}]}`
+		`{"messageId":"m3","body":"{\"a\":3}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q"},` +
+		`{"messageId":"m4","body":"{\"Type\":\"Notification\",\"MessageId\":\"n\",\"TopicArn\":\"arn:aws:sns:eu-west-1:1:t\",\"Message\":\"{}\",\"MessageAttributes\":{\"traceparent\":{\"Type\":\"String\",\"Value\":\"00-99999999999999999999999999999999-aaaaaaaaaaaaaaaa-01\"}}}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:eu-west-1:1:q"}]}`
 	if _, err := h.Invoke(tracedCtx("req-sqs"), []byte(sqs)); err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +175,14 @@ func TestTraceLinksAndSampler(t *testing.T) {
 	if srv.Span == nil {
 		t.Fatal("no server span")
 	}
-	if srv.Attr("faas.trigger") != "pubsub" || len(srv.Links) != 2 {
+	if srv.Attr("faas.trigger") != "pubsub" || len(srv.Links) != 3 {
 		t.Fatalf("trigger %s, %d links: want pubsub, one link per record that carries a context", srv.Attr("faas.trigger"), len(srv.Links))
 	}
 	if l := srv.Links[0]; string(l.TraceId) != string(mustHex("11111111111111111111111111111111")) || string(l.SpanId) != string(mustHex("2222222222222222")) {
 		t.Errorf("link 0: %x/%x", l.TraceId, l.SpanId)
+	}
+	if l := srv.Links[2]; string(l.TraceId) != string(mustHex("99999999999999999999999999999999")) {
+		t.Errorf("link 2 (SNS in SQS): %x/%x", l.TraceId, l.SpanId)
 	}
 
 	// A lone record's context is the parent too.
