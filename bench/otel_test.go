@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/lambdarasp/lambdarasp/internal/report"
 	"github.com/lambdarasp/lambdarasp/protect"
 )
 
@@ -39,24 +37,7 @@ func BenchmarkOTelInvoke(b *testing.B) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer otlpSrv.Close()
-	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan struct{}, 1)
-	go func() {
-		buf := make([]byte, report.MaxSize)
-		for {
-			n, err := ln.Read(buf)
-			if err != nil {
-				return
-			}
-			if _, err := report.Decode(buf[:n]); err == nil {
-				got <- struct{}{}
-			}
-		}
-	}()
+	reportAddr, got := reportListener(b)
 	handle := func(_ context.Context, _ json.RawMessage) (string, error) { return "ok", nil }
 	for _, c := range []struct {
 		name string
@@ -68,7 +49,7 @@ func BenchmarkOTelInvoke(b *testing.B) {
 		{"direct", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlpSrv.URL, "LAMBDARASP_REPORT_ADDR": "off"}},
 	} {
 		b.Run("otel="+c.name, func(b *testing.B) {
-			b.Setenv("LAMBDARASP_REPORT_ADDR", ln.LocalAddr().String())
+			b.Setenv("LAMBDARASP_REPORT_ADDR", reportAddr)
 			b.Setenv("LAMBDARASP_DECISIONS_FILE", "off")
 			for k, v := range c.env {
 				b.Setenv(k, v)

@@ -123,44 +123,35 @@ func (m *meters) anomaly(a anomaly.Anomaly) {
 
 // OTLP metrics field numbers (opentelemetry/proto/metrics/v1).
 const (
-	mResourceMetrics = 1 // ExportMetricsServiceRequest
-	mResource        = 1 // ResourceMetrics
-	mScopeMetrics    = 2
-	mScope           = 1 // ScopeMetrics
-	mMetrics         = 2
-	mName            = 1 // Metric
-	mDescription     = 2
-	mUnit            = 3
-	mGauge           = 5
-	mSum             = 7
-	mHistogram       = 9
-	mDataPoints      = 1 // Sum, Gauge, Histogram
-	mTemporality     = 2
-	mMonotonic       = 3
-	pAttrs           = 7 // NumberDataPoint
-	pStart           = 2
-	pTime            = 3
-	pInt             = 6
-	hAttrs           = 9 // HistogramDataPoint
-	hCount           = 4
-	hSum             = 5
-	hBuckets         = 6
-	hBounds          = 7
-	hMin             = 11
-	hMax             = 12
-	cumulative       = 2
+	mMetrics     = 2 // ScopeMetrics (otlp.Envelope writes the rest)
+	mName        = 1 // Metric
+	mDescription = 2
+	mUnit        = 3
+	mGauge       = 5
+	mSum         = 7
+	mHistogram   = 9
+	mDataPoints  = 1 // Sum, Gauge, Histogram
+	mTemporality = 2
+	mMonotonic   = 3
+	pAttrs       = 7 // NumberDataPoint
+	pStart       = 2
+	pTime        = 3
+	pInt         = 6
+	hAttrs       = 9 // HistogramDataPoint
+	hCount       = 4
+	hSum         = 5
+	hBuckets     = 6
+	hBounds      = 7
+	hMin         = 11
+	hMax         = 12
+	cumulative   = 2
 )
 
 // encode writes the ExportMetricsServiceRequest of everything counted
 // so far, the decisions in force and the relay's drops, at now.
-func (m *meters) encode(res [][2]string, now time.Time, d *decision.Decisions, dropped [len(signals)]int64) []byte {
+func (m *meters) encode(resource []byte, now time.Time, d *decision.Decisions, dropped [len(signals)]int64) []byte {
 	var w otlp.Buf
-	rm := w.Begin(mResourceMetrics)
-	w.AppendResource(mResource, res)
-	sm := w.Begin(mScopeMetrics)
-	sc := w.Begin(mScope)
-	w.String(1, scopeName)
-	w.End(sc)
+	env := w.Envelope(resource, scopeName)
 	start, at := uint64(m.start.UnixNano()), uint64(now.UnixNano())
 	sum := func(name, desc, unit string, c *counter) {
 		if len(c.n) == 0 && c.over == 0 {
@@ -235,9 +226,7 @@ func (m *meters) encode(res [][2]string, now time.Time, d *decision.Decisions, d
 	point(&w, [][2]string{{"lambdarasp.decision", "deny_destination"}}, 0, at, int64(len(d.DeniedDestinations)))
 	w.End(g)
 	w.End(mm)
-
-	w.End(sm)
-	w.End(rm)
+	w.EndEnvelope(env)
 	m.last = now
 	return w.B
 }
@@ -318,11 +307,7 @@ func histPoint(w *otlp.Buf, attrs [][2]string, start, at uint64, h *histogram) {
 
 // OTLP logs field numbers (opentelemetry/proto/logs/v1).
 const (
-	lResourceLogs = 1 // ExportLogsServiceRequest
-	lResource     = 1 // ResourceLogs
-	lScopeLogs    = 2
-	lScope        = 1 // ScopeLogs
-	lRecords      = 2
+	lRecords      = 2 // ScopeLogs (otlp.Envelope writes the rest)
 	lTime         = 1 // LogRecord
 	lSeverity     = 2
 	lSeverityText = 3
@@ -335,14 +320,9 @@ const (
 // alertLog encodes one alert as an OTLP log record (event
 // lambdarasp.alert), severity WARN for low and medium anomalies, ERROR
 // for high ones.
-func alertLog(res [][2]string, a Alert, now time.Time) []byte {
+func alertLog(resource []byte, a Alert, now time.Time) []byte {
 	var w otlp.Buf
-	rl := w.Begin(lResourceLogs)
-	w.AppendResource(lResource, res)
-	sl := w.Begin(lScopeLogs)
-	sc := w.Begin(lScope)
-	w.String(1, scopeName)
-	w.End(sc)
+	env := w.Envelope(resource, scopeName)
 	r := w.Begin(lRecords)
 	w.Fixed64(lTime, uint64(a.At.UnixNano()))
 	sev, text := uint64(13), "WARN"
@@ -381,8 +361,7 @@ func alertLog(res [][2]string, a Alert, now time.Time) []byte {
 	w.Fixed64(lObserved, uint64(now.UnixNano()))
 	w.String(lEventName, "lambdarasp.alert")
 	w.End(r)
-	w.End(sl)
-	w.End(rl)
+	w.EndEnvelope(env)
 	return w.B
 }
 

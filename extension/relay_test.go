@@ -11,19 +11,17 @@ import (
 	"github.com/lambdarasp/lambdarasp/internal/otlp/otlptest"
 )
 
-// traceRequest is a valid ExportTraceServiceRequest of one span, padded
-// to about size bytes by its name.
+// traceRequest is a valid ExportTraceServiceRequest of one span named
+// name.
 func traceRequest(name string) []byte {
 	var w otlp.Buf
-	rs := w.Begin(1)
-	ss := w.Begin(2)
+	env := w.Envelope(otlp.Resource(nil), "test")
 	sp := w.Begin(2)
 	w.Bytes(1, []byte("0123456789abcdef"))
 	w.Bytes(2, []byte("01234567"))
 	w.String(5, name)
 	w.End(sp)
-	w.End(ss)
-	w.End(rs)
+	w.EndEnvelope(env)
 	return w.B
 }
 

@@ -69,6 +69,7 @@ type ext struct {
 	hook       *webhook      // nil: no webhook
 	source     *policySource // nil: the policy file alone
 	relay      *relay        // nil: no OTLP export
+	resource   []byte        // the OTLP resource, encoded once
 	meters     *meters
 	policyFrom string // where the policy came from, for the ready line
 
@@ -101,7 +102,8 @@ func (x *ext) init(ctx context.Context) error {
 	x.alerts = newAlerter(x.cfg.FunctionName, x.cfg.Stdout, x.log, x.hook)
 	x.meters = newMeters(x.cfg.Now())
 	if r := x.relay; r != nil {
-		x.alerts.sink = func(a Alert) { r.add(otlp.Logs, alertLog(x.cfg.OTel.Resource, a, x.cfg.Now())) }
+		x.resource = otlp.Resource(x.cfg.OTel.Resource)
+		x.alerts.sink = func(a Alert) { r.add(otlp.Logs, alertLog(x.resource, a, x.cfg.Now())) }
 	}
 	if x.cfg.PolicyURL != "" {
 		x.source = newPolicySource(x.cfg.PolicyURL, x.cfg.PolicyPoll, x.cfg.HTTPClient)
@@ -289,7 +291,7 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 
 // exportMetrics queues the metrics as they stand at now.
 func (x *ext) exportMetrics(now time.Time) {
-	x.relay.add(otlp.Metrics, x.meters.encode(x.cfg.OTel.Resource, now, &x.decisions, x.relay.droppedCount()))
+	x.relay.add(otlp.Metrics, x.meters.encode(x.resource, now, &x.decisions, x.relay.droppedCount()))
 }
 
 func (x *ext) otlpSent() int64 {

@@ -15,11 +15,7 @@ const scopeName = "github.com/lambdarasp/lambdarasp/protect"
 
 // OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto).
 const (
-	fResourceSpans  = 1 // ExportTraceServiceRequest
-	fScopeSpans     = 2 // ResourceSpans
-	fScope          = 1 // ScopeSpans
-	fSpans          = 2
-	fScopeName      = 1
+	fSpans          = 2 // ScopeSpans (otlp.Envelope writes the rest)
 	fTraceID        = 1 // Span
 	fSpanID         = 2
 	fTraceState     = 3
@@ -68,17 +64,11 @@ const exportRequestGrowth = 1024
 // encode writes one ExportTraceServiceRequest with spans, all of trace it.
 func (t *tracer) encode(b []byte, it *invTrace, spans []span) []byte {
 	w := otlp.Buf{B: b}
-	rs := w.Begin(fResourceSpans)
-	w.Raw(t.prefix)
-	ss := w.Begin(fScopeSpans)
-	sc := w.Begin(fScope)
-	w.String(fScopeName, scopeName)
-	w.End(sc)
+	m := w.Envelope(t.resource, scopeName)
 	for i := range spans {
 		t.encodeSpan(&w, it, &spans[i])
 	}
-	w.End(ss)
-	w.End(rs)
+	w.EndEnvelope(m)
 	return w.B
 }
 

@@ -86,7 +86,7 @@ type spanLink struct {
 // records nothing: no OTLP endpoint, OTEL_SDK_DISABLED, or traces off.
 type tracer struct {
 	sampler  otlp.Sampler
-	prefix   []byte // the encoded Resource and InstrumentationScope
+	resource []byte // encoded once, by otlp.Resource
 	local    otlp.Target
 	direct   otlp.Target
 	client   *http.Client
@@ -130,9 +130,7 @@ func newTracer(s otlp.Settings, localAddr string) *tracer {
 		return nil
 	}
 	t := &tracer{sampler: s.Sampler, direct: s.Traces}
-	var p otlp.Buf
-	p.AppendResource(1, s.Resource)
-	t.prefix = p.B
+	t.resource = otlp.Resource(s.Resource)
 	for _, kv := range s.Resource {
 		switch kv[0] {
 		case "faas.name":

@@ -1,13 +1,12 @@
 package otlp
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Signal is one kind of OTLP data.
@@ -169,17 +168,8 @@ func target(getenv func(string) string, sig Signal) (Target, error) {
 	}
 	t.URL = u.String()
 	hv, hname := lookup(getenv, envHeaders, sig)
-	for _, kv := range strings.Split(hv, ",") {
-		if strings.TrimSpace(kv) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		k = strings.TrimSpace(k)
-		dv, err := url.QueryUnescape(strings.TrimSpace(v))
-		if !ok || k == "" || err != nil {
-			return t, fmt.Errorf("otlp: %s: want key=value pairs separated by commas, values URL-encoded", hname)
-		}
-		t.Headers = append(t.Headers, [2]string{k, dv})
+	if t.Headers, err = pairs(hv); err != nil {
+		return t, fmt.Errorf("otlp: %s: %w", hname, err) // not the entry: it may hold a secret
 	}
 	t.Timeout = DefaultTimeout
 	if v, name := lookup(getenv, envTimeout, sig); v != "" {
@@ -231,18 +221,9 @@ func sampler(getenv func(string) string) (Sampler, error) {
 // name), then OTEL_RESOURCE_ATTRIBUTES, then what Lambda's variables say
 // unless OTEL_RESOURCE_ATTRIBUTES set it.
 func resource(getenv func(string) string) ([][2]string, error) {
-	var user [][2]string
-	for _, kv := range strings.Split(getenv(envResource), ",") {
-		if strings.TrimSpace(kv) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		k = strings.TrimSpace(k)
-		dv, err := url.QueryUnescape(strings.TrimSpace(v))
-		if !ok || k == "" || err != nil {
-			return nil, fmt.Errorf("otlp: %s entry %q: want key=value pairs separated by commas, values URL-encoded", envResource, kv)
-		}
-		user = append(user, [2]string{k, dv})
+	user, err := pairs(getenv(envResource))
+	if err != nil {
+		return nil, fmt.Errorf("otlp: %s: %w", envResource, err)
 	}
 	has := func(key string) bool {
 		for _, kv := range user {
@@ -286,13 +267,23 @@ func resource(getenv func(string) string) ([][2]string, error) {
 	return out, nil
 }
 
-// AppendResource writes the Resource message (field num) of attrs.
-func (b *Buf) AppendResource(num protowire.Number, attrs [][2]string) {
-	m := b.Begin(num)
-	for _, kv := range attrs {
-		b.Str(resourceAttr, kv[0], kv[1])
+// pairs reads "key=value,key=value", values URL-encoded, as the OTEL_*
+// variables write headers and resource attributes.
+func pairs(v string) ([][2]string, error) {
+	var out [][2]string
+	for _, kv := range strings.Split(v, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		dv, err := url.QueryUnescape(strings.TrimSpace(v))
+		if !ok || k == "" || err != nil {
+			return nil, errors.New("want key=value pairs separated by commas, values URL-encoded")
+		}
+		out = append(out, [2]string{k, dv})
 	}
-	b.End(m)
+	return out, nil
 }
 
 // DefaultReceiver is where the lambdarasp extension takes OTLP/HTTP from

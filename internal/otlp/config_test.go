@@ -88,13 +88,12 @@ func TestFromEnvRefuses(t *testing.T) {
 // Buf's nested lengths, one byte or several, decode with the OTLP types.
 func TestBufDecodes(t *testing.T) {
 	long := strings.Repeat("x", 300) // a length of two bytes, inside one of two
-	var b Buf
-	b.AppendResource(1, [][2]string{{"service.name", "orders"}, {"long", long}})
-	// b.B is field 1 of some message: the Resource is its bytes.
-	num, typ, n := protowire.ConsumeTag(b.B)
-	body, m := protowire.ConsumeBytes(b.B[n:])
-	if num != 1 || typ != protowire.BytesType || m != len(b.B)-n {
-		t.Fatalf("field %d type %d, %d of %d bytes", num, typ, m, len(b.B)-n)
+	b := Resource([][2]string{{"service.name", "orders"}, {"long", long}})
+	// b is field 1 of some message: the Resource is its bytes.
+	num, typ, n := protowire.ConsumeTag(b)
+	body, m := protowire.ConsumeBytes(b[n:])
+	if num != 1 || typ != protowire.BytesType || m != len(b)-n {
+		t.Fatalf("field %d type %d, %d of %d bytes", num, typ, m, len(b)-n)
 	}
 	var outer resourcepb.Resource
 	if err := proto.Unmarshal(body, &outer); err != nil {

@@ -97,55 +97,54 @@ const (
 	resourceAttr = 1
 )
 
+// attr opens the KeyValue key as field num and its AnyValue; the caller
+// writes the value's one field, then closes both with endAttr.
+func (b *Buf) attr(num protowire.Number, key string) (kv, val int) {
+	kv = b.Begin(num)
+	b.String(kvKey, key)
+	return kv, b.Begin(kvValue)
+}
+
+func (b *Buf) endAttr(kv, val int) {
+	b.End(val)
+	b.End(kv)
+}
+
 // Str writes the attribute key=v as field num (a KeyValue).
 func (b *Buf) Str(num protowire.Number, key, v string) {
-	m := b.Begin(num)
-	b.String(kvKey, key)
-	a := b.Begin(kvValue)
+	kv, val := b.attr(num, key)
 	b.B = protowire.AppendTag(b.B, anyString, protowire.BytesType)
 	b.B = protowire.AppendString(b.B, v)
-	b.End(a)
-	b.End(m)
+	b.endAttr(kv, val)
 }
 
 // Int writes the attribute key=v as field num.
 func (b *Buf) Int(num protowire.Number, key string, v int64) {
-	m := b.Begin(num)
-	b.String(kvKey, key)
-	a := b.Begin(kvValue)
+	kv, val := b.attr(num, key)
 	b.B = protowire.AppendTag(b.B, anyInt, protowire.VarintType)
 	b.B = protowire.AppendVarint(b.B, uint64(v))
-	b.End(a)
-	b.End(m)
+	b.endAttr(kv, val)
 }
 
 // Bool writes the attribute key=v as field num.
 func (b *Buf) Bool(num protowire.Number, key string, v bool) {
-	m := b.Begin(num)
-	b.String(kvKey, key)
-	a := b.Begin(kvValue)
+	kv, val := b.attr(num, key)
 	b.B = protowire.AppendTag(b.B, anyBool, protowire.VarintType)
 	b.B = protowire.AppendVarint(b.B, protowire.EncodeBool(v))
-	b.End(a)
-	b.End(m)
+	b.endAttr(kv, val)
 }
 
 // Float writes the attribute key=v as field num.
 func (b *Buf) Float(num protowire.Number, key string, v float64) {
-	m := b.Begin(num)
-	b.String(kvKey, key)
-	a := b.Begin(kvValue)
+	kv, val := b.attr(num, key)
 	b.B = protowire.AppendTag(b.B, anyDouble, protowire.Fixed64Type)
 	b.B = protowire.AppendFixed64(b.B, math.Float64bits(v))
-	b.End(a)
-	b.End(m)
+	b.endAttr(kv, val)
 }
 
 // Ints writes the attribute key=[v…] (an array of ints) as field num.
 func (b *Buf) Ints(num protowire.Number, key string, v []int) {
-	m := b.Begin(num)
-	b.String(kvKey, key)
-	a := b.Begin(kvValue)
+	kv, val := b.attr(num, key)
 	arr := b.Begin(anyArray)
 	for _, x := range v {
 		e := b.Begin(arrayValues)
@@ -154,6 +153,37 @@ func (b *Buf) Ints(num protowire.Number, key string, v []int) {
 		b.End(e)
 	}
 	b.End(arr)
-	b.End(a)
+	b.endAttr(kv, val)
+}
+
+// Envelope opens the frame every OTLP export request shares, whatever
+// its signal: Resource{Spans,Metrics,Logs} (field 1) holding the
+// resource (pre-encoded by Resource) and Scope{Spans,Metrics,Logs}
+// (field 2) holding the instrumentation scope. The caller writes the
+// items (spans, metrics, log records: field 2), then EndEnvelope.
+func (b *Buf) Envelope(resource []byte, scope string) [2]int {
+	outer := b.Begin(1)
+	b.Raw(resource)
+	inner := b.Begin(2)
+	sc := b.Begin(1)
+	b.String(1, scope)
+	b.End(sc)
+	return [2]int{outer, inner}
+}
+
+// EndEnvelope closes what Envelope opened.
+func (b *Buf) EndEnvelope(m [2]int) {
+	b.End(m[1])
+	b.End(m[0])
+}
+
+// Resource encodes attrs as the resource field of an envelope.
+func Resource(attrs [][2]string) []byte {
+	var b Buf
+	m := b.Begin(1)
+	for _, kv := range attrs {
+		b.Str(resourceAttr, kv[0], kv[1])
+	}
 	b.End(m)
+	return b.B
 }

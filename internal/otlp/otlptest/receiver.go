@@ -165,73 +165,60 @@ func (r *Receiver) bad(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), http.StatusBadRequest)
 }
 
-func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
+// serve decodes one request into m (the signal's *Data message, the wire
+// shape of its Export*ServiceRequest) and hands it to keep under the lock.
+func serve[M proto.Message](r *Receiver, w http.ResponseWriter, req *http.Request, m M, keep func(M)) {
 	b, ok := r.read(w, req)
 	if !ok {
 		return
 	}
-	var m tracepb.TracesData // the wire shape of ExportTraceServiceRequest
-	if err := proto.Unmarshal(b, &m); err != nil {
+	if err := proto.Unmarshal(b, m); err != nil {
 		r.bad(w, err)
 		return
 	}
 	r.mu.Lock()
-	for _, rs := range m.ResourceSpans {
-		res := attrMap(rs.GetResource().GetAttributes())
-		for _, ss := range rs.ScopeSpans {
-			for _, s := range ss.Spans {
-				r.spans = append(r.spans, Span{Span: s, Resource: res})
-			}
-		}
-	}
+	keep(m)
 	r.mu.Unlock()
 	w.Header().Set("Content-Type", "application/x-protobuf") // an empty response message
 }
 
-func (r *Receiver) metricsH(w http.ResponseWriter, req *http.Request) {
-	b, ok := r.read(w, req)
-	if !ok {
-		return
-	}
-	var m metricspb.MetricsData // the wire shape of ExportMetricsServiceRequest
-	if err := proto.Unmarshal(b, &m); err != nil {
-		r.bad(w, err)
-		return
-	}
-	r.mu.Lock()
-	for _, rm := range m.ResourceMetrics {
-		res := attrMap(rm.GetResource().GetAttributes())
-		for _, sm := range rm.ScopeMetrics {
-			for _, x := range sm.Metrics {
-				r.metrics = append(r.metrics, Metric{Metric: x, Resource: res})
+func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
+	serve(r, w, req, &tracepb.TracesData{}, func(m *tracepb.TracesData) {
+		for _, rs := range m.ResourceSpans {
+			res := attrMap(rs.GetResource().GetAttributes())
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					r.spans = append(r.spans, Span{Span: s, Resource: res})
+				}
 			}
 		}
-	}
-	r.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+}
+
+func (r *Receiver) metricsH(w http.ResponseWriter, req *http.Request) {
+	serve(r, w, req, &metricspb.MetricsData{}, func(m *metricspb.MetricsData) {
+		for _, rm := range m.ResourceMetrics {
+			res := attrMap(rm.GetResource().GetAttributes())
+			for _, sm := range rm.ScopeMetrics {
+				for _, x := range sm.Metrics {
+					r.metrics = append(r.metrics, Metric{Metric: x, Resource: res})
+				}
+			}
+		}
+	})
 }
 
 func (r *Receiver) logsH(w http.ResponseWriter, req *http.Request) {
-	b, ok := r.read(w, req)
-	if !ok {
-		return
-	}
-	var m logspb.LogsData // the wire shape of ExportLogsServiceRequest
-	if err := proto.Unmarshal(b, &m); err != nil {
-		r.bad(w, err)
-		return
-	}
-	r.mu.Lock()
-	for _, rl := range m.ResourceLogs {
-		res := attrMap(rl.GetResource().GetAttributes())
-		for _, sl := range rl.ScopeLogs {
-			for _, x := range sl.LogRecords {
-				r.logs = append(r.logs, Log{LogRecord: x, Resource: res})
+	serve(r, w, req, &logspb.LogsData{}, func(m *logspb.LogsData) {
+		for _, rl := range m.ResourceLogs {
+			res := attrMap(rl.GetResource().GetAttributes())
+			for _, sl := range rl.ScopeLogs {
+				for _, x := range sl.LogRecords {
+					r.logs = append(r.logs, Log{LogRecord: x, Resource: res})
+				}
 			}
 		}
-	}
-	r.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-protobuf")
+	})
 }
 
 func attrMap(kvs []*commonpb.KeyValue) map[string]string {
