@@ -63,10 +63,19 @@ func (t *telemetryListener) uri() string {
 
 func (t *telemetryListener) close() { _ = t.srv.Close() }
 
+// maxTelemetryBatch is the largest batch body the listener reads.
+const maxTelemetryBatch = 8 << 20
+
 func (t *telemetryListener) serve(w http.ResponseWriter, r *http.Request) {
 	defer r.Body.Close()
+	// One JSON array and nothing after it (json.Unmarshal refuses trailing
+	// data), within maxTelemetryBatch: Lambda's batches are 1 MB at most.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTelemetryBatch+1))
 	var batch []platformEvent
-	if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(&batch); err != nil {
+	if err == nil && len(body) <= maxTelemetryBatch {
+		err = json.Unmarshal(body, &batch)
+	}
+	if err != nil || len(body) > maxTelemetryBatch {
 		http.Error(w, "bad batch", http.StatusBadRequest)
 		return
 	}
