@@ -155,19 +155,27 @@ func pairs(single, multi gjson.Result, fn func(k, v string)) {
 		return
 	}
 	n := 0
+	var set map[[2]string]struct{} // seen, once the order differs
 	single.ForEach(func(k, v gjson.Result) bool {
 		name := validUTF8(k.Str)
 		each(v, func(v string) {
+			p := [2]string{name, v}
 			// API Gateway writes the two in the same order: look where
 			// the pair would be first.
-			if n < len(seen) && seen[n] == [2]string{name, v} {
+			if n < len(seen) && seen[n] == p {
 				n++
 				return
 			}
-			for _, p := range seen {
-				if p == [2]string{name, v} {
-					return
+			// Elsewhere, through a set: scanning seen for every pair
+			// would be quadratic in the payload.
+			if set == nil && len(seen) > 0 {
+				set = make(map[[2]string]struct{}, len(seen))
+				for _, q := range seen {
+					set[q] = struct{}{}
 				}
+			}
+			if _, ok := set[p]; ok {
+				return
 			}
 			fn(name, v)
 		})
