@@ -12,8 +12,10 @@ import (
 // request rebuilds the HTTP request of an HTTP-kind event from its top-level
 // members. Each integration encodes the request differently; the result is
 // always what the client put on the wire, so one rule set serves them all.
-func request(kind Kind, m *members) *Request {
-	r := &Request{Protocol: "HTTP/1.1"}
+// text is the body as a string when it is the payload's own text (not
+// base64), "" otherwise: the JSON walk reads it without a second copy.
+func request(kind Kind, m *members) (r *Request, text string) {
+	r = &Request{Protocol: "HTTP/1.1"}
 	switch kind {
 	case APIGatewayHTTP, FunctionURL:
 		r.Method = str(m.method)
@@ -53,7 +55,7 @@ func request(kind Kind, m *members) *Request {
 		r.RemoteAddr = sourceIP(m.identity)
 		r.Headers = headers(r.Headers, m.headers, m.multiValueHeaders)
 	}
-	r.Body = body(m)
+	r.Body, text = body(m)
 	if kind == APIGatewayWebSocket && r.Method == "POST" && len(r.Body) > 0 && !hasHeader(r.Headers, "Content-Type") {
 		// Give body rules a content type to choose a body parser by.
 		ct := "text/plain"
@@ -76,7 +78,7 @@ func request(kind Kind, m *members) *Request {
 			r.Headers = append(r.Headers, Header{Name: "Host", Value: d})
 		}
 	}
-	return r
+	return r, text
 }
 
 // sourceIP returns requestContext.identity.sourceIp as encoding/json reads
@@ -227,19 +229,20 @@ func cookies(hs []Header, list gjson.Result) []Header {
 	return append(hs, Header{Name: "Cookie", Value: sb.String()})
 }
 
-// body returns the request body, base64-decoded when the event says so. A
-// body that does not decode is returned as sent, so it is still inspected.
-func body(m *members) []byte {
+// body returns the request body, base64-decoded when the event says so, and
+// as text when it was not decoded. A body that does not decode is returned
+// as sent, so it is still inspected.
+func body(m *members) ([]byte, string) {
 	b := str(m.body)
 	if b == "" {
-		return nil
+		return nil, ""
 	}
 	if m.isBase64Encoded.Type == gjson.True {
 		if d, err := base64.StdEncoding.DecodeString(b); err == nil {
-			return d
+			return d, ""
 		}
 	}
-	return []byte(b)
+	return []byte(b), b
 }
 
 func hasHeader(hs []Header, name string) bool {

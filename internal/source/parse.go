@@ -89,8 +89,8 @@ func (p *parser) parse() Event {
 	}
 	kind := m.kind()
 	if kind.HTTP() {
-		r := request(kind, &m)
-		p.jsonBody(r)
+		r, text := request(kind, &m)
+		p.jsonBody(r, text)
 		return Event{Kind: kind, Request: r}
 	}
 	ev := Event{Kind: kind}
@@ -120,12 +120,16 @@ func (p *parser) parse() Event {
 
 // jsonBody walks a request body that is a JSON document into r.Fields. A
 // body with more after its JSON value is walked too (a handler reading the
-// body with a json.Decoder decodes that value), and is ambiguous.
-func (p *parser) jsonBody(r *Request) {
+// body with a json.Decoder decodes that value), and is ambiguous. text is
+// the body as a string, or "" to copy it from r.Body (see request).
+func (p *parser) jsonBody(r *Request, text string) {
 	if c := firstByte(r.Body); c != '{' && c != '[' {
 		return
 	}
-	s := string(r.Body)
+	s := text
+	if s == "" {
+		s = string(r.Body)
+	}
 	end, ok := scanValue(s)
 	if !ok {
 		return
