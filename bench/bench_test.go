@@ -171,8 +171,9 @@ func BenchmarkInspect(b *testing.B) {
 			in.Inspect(batch)
 		}
 	})
-	// One long string value: the worst case per byte today (README, Known
-	// limits). lambdarasp only: raw Coraza takes seconds per run.
+	// One long string value of text, just over LAMBDARASP_MAX_VALUE_BYTES
+	// (BenchmarkBounds has the worse cases: base64 noise). lambdarasp only:
+	// raw Coraza takes seconds per run.
 	long := apigwV2(query, longValueBody(1<<20))
 	b.Run("case=apigw-v2-1MB-value/impl=lambdarasp", func(b *testing.B) {
 		if v := in.Inspect(long); v.Action != protect.Deny || !slices.Contains(v.Rules(), 100903) {

@@ -639,7 +639,7 @@ func (g *gateEval) step(i, st int32) int32 {
 		return g.nexts[off+st] - 1
 	}
 	out, _, err := ix.steps[st](g.info[i].s)
-	j := i
+	j, known := i, int32(len(g.info))
 	if err == nil {
 		j = g.str(out)
 	}
@@ -649,7 +649,7 @@ func (g *gateEval) step(i, st int32) int32 {
 		g.info[i].next = off
 	}
 	g.nexts[off+st] = j + 1
-	if j == int32(len(g.info))-1 && j != i && len(out) >= longValue {
+	if j >= known && len(out) >= longValue { // a string this step made
 		g.derived = append(g.derived, [2]int32{j, off + st})
 	}
 	return j

@@ -178,9 +178,12 @@ func (o lazyRX) evaluate(tx plugintypes.TransactionState, value string, filter b
 // patterns, so a 1 MB string of base64 cost 3 s; RE2's DFA is 30-130
 // times faster there (bench/RESULTS.md, Bounds). Both implement the same
 // syntax and leftmost-first semantics; they differ on invalid UTF-8,
-// which ASCII rules out, and TestLongMatcher holds them equal, captures
-// included, on every embedded pattern. Below this length Go's regexp is
-// faster (RE2 runs in WebAssembly).
+// which ASCII rules out, and TestLongValuesMatchCoraza holds them equal,
+// captures included, on every embedded pattern. Below this length RE2 does
+// not pay: with it for every ASCII value, the 1 KB event of make bench
+// went from 0.61 to 0.85 ms and SQS 10 x 1 KB from 3.5 to 4.7 ms (one
+// interleaved run; go-re2's calls carry more fixed cost, and short values
+// rarely reach the NFA's worst case).
 const longValue = 4 << 10
 
 // regexpMatcher is what Go's regexp and go-re2 share.

@@ -147,6 +147,15 @@ func TestGateNarrowsRules(t *testing.T) {
 	if n := len(e.record.gate); len(attack) > n/2 {
 		t.Errorf("SQL injection record leaves %d of %d gate rules: the gate is not pruning", len(attack), n)
 	}
+	// The rules whose operator reads a static TX value (911100's allowed
+	// methods, 920430's allowed versions) decide a clean request in the
+	// gate only if its transaction has those values (plan.gateStatic).
+	req := requestCases[0].req
+	for _, c := range e.requestGate(&req) {
+		if id := e.http.gate[c].r.id; id == 911100 || id == 920430 {
+			t.Errorf("clean GET leaves %d standing: the gate lacks the TX values its macros read", id)
+		}
+	}
 }
 
 // A clean request's remaining candidates (941010's target narrowing,
