@@ -1,7 +1,6 @@
 package extension_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdarasp/lambdarasp/extension"
 	"github.com/lambdarasp/lambdarasp/internal/decision"
 	"github.com/lambdarasp/lambdarasp/internal/emulator"
 	"github.com/lambdarasp/lambdarasp/internal/testbin"
@@ -49,37 +49,19 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// lockedBuffer collects the environment's log stream.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // setup is one test's environment: its own report port, decisions and
 // policy files, webhook, and log stream.
 type setup struct {
 	dir, extensions, decisions, policy string
 	env                                []string
-	logs                               *lockedBuffer // the environment's log stream
-	diag                               *lockedBuffer // the emulator's own diagnostics
+	logs                               *extension.SyncBuffer // the environment's log stream
+	diag                               *extension.SyncBuffer // the emulator's own diagnostics
 	hook                               *webhook
 }
 
 func newSetup(t *testing.T, policy string, withExtension bool) *setup {
 	t.Helper()
-	s := &setup{dir: t.TempDir(), logs: &lockedBuffer{}, diag: &lockedBuffer{}}
+	s := &setup{dir: t.TempDir(), logs: &extension.SyncBuffer{}, diag: &extension.SyncBuffer{}}
 	s.decisions = filepath.Join(s.dir, "decisions.json")
 	s.policy = filepath.Join(s.dir, "policy.json")
 	if err := os.WriteFile(s.policy, []byte(policy), 0o644); err != nil {
@@ -96,7 +78,7 @@ func newSetup(t *testing.T, policy string, withExtension bool) *setup {
 	}
 	s.hook = newWebhook(t)
 	s.env = []string{
-		"LAMBDARASP_REPORT_ADDR=" + freeUDP(t),
+		"LAMBDARASP_REPORT_ADDR=" + extension.FreeUDP(t),
 		"LAMBDARASP_TELEMETRY_PORT=0",
 		"LAMBDARASP_DECISIONS_FILE=" + s.decisions,
 		"LAMBDARASP_POLICY_FILE=" + s.policy,
@@ -121,16 +103,6 @@ func (s *setup) start(t *testing.T) *emulator.Emulator {
 		}
 	})
 	return em
-}
-
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
 }
 
 // webhook records what the extension posts.
