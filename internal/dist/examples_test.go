@@ -114,7 +114,11 @@ func TestExamples(t *testing.T) {
 				w.WriteHeader(http.StatusCreated)
 			}))
 			defer service.Close()
-			env := append(extensionEnv(t), run.serviceVar+"="+service.URL)
+			env, err := extensionEnv(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			env = append(env, run.serviceVar+"="+service.URL)
 			url, logs, stop := startLocal(t, lr, bins[name], extDir, env)
 			for _, inv := range run.invokes {
 				before := calls.Load()
@@ -151,23 +155,6 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
-}
-
-// extensionEnv is the extension's settings for a test: its own ports and
-// files, so that tests running at once do not meet.
-func extensionEnv(t *testing.T) []string {
-	t.Helper()
-	port, err := freeUDPPort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	return append(os.Environ(),
-		"LAMBDARASP_TELEMETRY_PORT=0",
-		fmt.Sprintf("LAMBDARASP_REPORT_ADDR=127.0.0.1:%d", port),
-		"LAMBDARASP_DECISIONS_FILE="+filepath.Join(dir, "decisions.json"),
-		"LAMBDARASP_POLICY_FILE="+filepath.Join(dir, "no-policy.json"),
-	)
 }
 
 // startLocal runs lambdarasp local for function and the extensions in

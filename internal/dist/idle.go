@@ -45,16 +45,10 @@ func idleMemory(ctx context.Context, extension, function string) (memory, error)
 	if err := os.Symlink(extension, ext); err != nil {
 		return memory{}, err
 	}
-	port, err := freeUDPPort()
+	env, err := extensionEnv(dir)
 	if err != nil {
 		return memory{}, err
 	}
-	env := append(os.Environ(),
-		"LAMBDARASP_TELEMETRY_PORT=0",
-		"LAMBDARASP_REPORT_ADDR=127.0.0.1:"+strconv.Itoa(port),
-		"LAMBDARASP_DECISIONS_FILE="+filepath.Join(dir, "decisions.json"),
-		"LAMBDARASP_POLICY_FILE="+filepath.Join(dir, "no-policy.json"),
-	)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	em, err := emulator.Start(ctx, emulator.Config{Function: function, ExtensionsDir: extDir, Env: env})
@@ -77,15 +71,23 @@ func idleMemory(ctx context.Context, extension, function string) (memory, error)
 	return readMemory(pid)
 }
 
-// freeUDPPort returns a loopback UDP port nothing listened on a moment ago:
-// the extension's report address may not be port 0.
-func freeUDPPort() (int, error) {
+// extensionEnv is this process's environment with the extension's own
+// ports and files, its decisions and (absent) policy in dir, so that
+// extensions running at once do not meet. The report address is a loopback
+// UDP port nothing listened on a moment ago: it may not be port 0.
+func extensionEnv(dir string) ([]string, error) {
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
+	report := c.LocalAddr().String()
+	c.Close()
+	return append(os.Environ(),
+		"LAMBDARASP_TELEMETRY_PORT=0",
+		"LAMBDARASP_REPORT_ADDR="+report,
+		"LAMBDARASP_DECISIONS_FILE="+filepath.Join(dir, "decisions.json"),
+		"LAMBDARASP_POLICY_FILE="+filepath.Join(dir, "no-policy.json"),
+	), nil
 }
 
 // childRunning finds the pid of this process's child running the
