@@ -247,6 +247,17 @@ func TestDetectorLimits(t *testing.T) {
 		}
 		return out
 	}
+	// memory reports 20 invocations using 60 MB of 512, then 5 using mb.
+	memory := func(d *Detector, mb int) (out []Anomaly) {
+		for i := range 25 {
+			used := 60
+			if i >= 20 {
+				used = mb
+			}
+			out = append(out, d.PlatformReport(t0, "r", used, 512)...)
+		}
+		return out
+	}
 	for _, c := range []struct {
 		name     string
 		want     Type
@@ -279,26 +290,8 @@ func TestDetectorLimits(t *testing.T) {
 			}
 			return out
 		}},
-		{"near the memory size: once", Memory, 1, High, func(d *Detector) (out []Anomaly) {
-			for i := range 25 {
-				mb := 60
-				if i >= 20 {
-					mb = 470
-				}
-				out = append(out, d.PlatformReport(t0, "r", mb, 512)...)
-			}
-			return out
-		}},
-		{"grown memory becomes the baseline", Memory, 1, Medium, func(d *Detector) (out []Anomaly) {
-			for i := range 25 {
-				mb := 60
-				if i >= 20 {
-					mb = 100
-				}
-				out = append(out, d.PlatformReport(t0, "r", mb, 512)...)
-			}
-			return out
-		}},
+		{"near the memory size: once", Memory, 1, High, func(d *Detector) []Anomaly { return memory(d, 470) }},
+		{"grown memory becomes the baseline", Memory, 1, Medium, func(d *Detector) []Anomaly { return memory(d, 100) }},
 		{"faster, but under the rate floor", InvocationRate, 0, "", func(d *Detector) []Anomaly {
 			at := t0
 			return append(invocations(d, &at, 30, time.Minute), invocations(d, &at, 20, 5*time.Second)...)
