@@ -35,6 +35,9 @@ func FuzzRespond(f *testing.F) {
 		}
 		f.Add(b, uint64(1)<<(i%3)|uint64(i%2), i%2 == 0, outs[i%len(outs)], i%7 == 0)
 	}
+	// A blocked record without a messageId cannot be named to SQS.
+	f.Add([]byte(`{"Records":[{"eventSource":"aws:sqs","messageId":"m1","body":"a"},{"eventSource":"aws:sqs","body":"b"}]}`),
+		uint64(2), true, []byte(nil), false)
 	f.Fuzz(func(t *testing.T, payload []byte, mask uint64, partial bool, out []byte, fail bool) {
 		cfg, err := newConfig(func(string) string { return "" }, []Option{WithPartialBatch(partial)})
 		if err != nil {
@@ -67,6 +70,9 @@ func FuzzRespond(f *testing.F) {
 			member, item := "batchItemFailures", "itemIdentifier"
 			if kind == source.Firehose {
 				member, item = "records", "recordId"
+			}
+			if slices.Contains(blockedIDs, "") {
+				t.Fatalf("%s: a blocked record without an id answered as a partial response: %s", kind, resp)
 			}
 			if json.Valid(out) || next.calls == 0 {
 				if !json.Valid(resp) {
