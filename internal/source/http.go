@@ -3,6 +3,7 @@ package source
 import (
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -157,7 +158,8 @@ func pairs(single, multi gjson.Result, fn func(k, v string)) {
 		return
 	}
 	n := 0
-	var set map[[2]string]struct{} // seen, once the order differs
+	const maxScan = 64
+	var set map[[2]string]struct{} // seen, when there are more than maxScan
 	single.ForEach(func(k, v gjson.Result) bool {
 		name := validUTF8(k.Str)
 		each(v, func(v string) {
@@ -168,15 +170,20 @@ func pairs(single, multi gjson.Result, fn func(k, v string)) {
 				n++
 				return
 			}
-			// Elsewhere, through a set: scanning seen for every pair
-			// would be quadratic in the payload.
-			if set == nil && len(seen) > 0 {
+			// Elsewhere: a scan of a real event's few pairs, a set past
+			// that, since scanning for every pair would be quadratic in
+			// the payload.
+			if set == nil && len(seen) > maxScan {
 				set = make(map[[2]string]struct{}, len(seen))
 				for _, q := range seen {
 					set[q] = struct{}{}
 				}
 			}
-			if _, ok := set[p]; ok {
+			if set != nil {
+				if _, ok := set[p]; ok {
+					return
+				}
+			} else if slices.Contains(seen, p) {
 				return
 			}
 			fn(name, v)
