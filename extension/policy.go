@@ -162,19 +162,19 @@ func (p *Policy) decide(a anomaly.Anomaly, d *decision.Decisions, now time.Time)
 		if d.Quarantine == nil || d.Quarantine.Until.Before(until) {
 			d.Quarantine = &decision.Quarantine{Until: until, Reason: reason}
 		}
-		return "quarantine until " + until.UTC().Format(time.RFC3339)
+		return "quarantine until " + stamp(d.Quarantine.Until)
 	case actBlockIP:
 		for i := range d.BlockedIPs {
-			if d.BlockedIPs[i].IP == a.Subject {
-				d.BlockedIPs[i].Until = until
-				return "block_ip " + a.Subject + " until " + until.UTC().Format(time.RFC3339)
+			if x := &d.BlockedIPs[i]; x.IP == a.Subject {
+				x.Until = later(x.Until, until)
+				return "block_ip " + a.Subject + " until " + stamp(x.Until)
 			}
 		}
 		if len(d.BlockedIPs) >= maxBlockedIPs {
 			d.BlockedIPs = d.BlockedIPs[1:] // the oldest goes
 		}
 		d.BlockedIPs = append(d.BlockedIPs, decision.BlockedIP{IP: a.Subject, Until: until, Reason: reason})
-		return "block_ip " + a.Subject + " until " + until.UTC().Format(time.RFC3339)
+		return "block_ip " + a.Subject + " until " + stamp(until)
 	case actDeny:
 		host, port, err := net.SplitHostPort(a.Subject)
 		if err != nil {
@@ -183,18 +183,29 @@ func (p *Policy) decide(a anomaly.Anomaly, d *decision.Decisions, now time.Time)
 		n, _ := strconv.Atoi(port)
 		for i := range d.DeniedDestinations {
 			if x := &d.DeniedDestinations[i]; x.Host == host && x.Port == n {
-				x.Until = until
-				return "deny_destination " + a.Subject + " until " + until.UTC().Format(time.RFC3339)
+				x.Until = later(x.Until, until)
+				return "deny_destination " + a.Subject + " until " + stamp(x.Until)
 			}
 		}
 		if len(d.DeniedDestinations) >= maxDenied {
 			d.DeniedDestinations = d.DeniedDestinations[1:]
 		}
 		d.DeniedDestinations = append(d.DeniedDestinations, decision.Destination{Host: host, Port: n, Until: until, Reason: reason})
-		return "deny_destination " + a.Subject + " until " + until.UTC().Format(time.RFC3339)
+		return "deny_destination " + a.Subject + " until " + stamp(until)
 	}
 	return ""
 }
+
+// later is the later of two ends: a decision refreshed by a rule with a
+// shorter ttl is never cut short (decisions only restrict).
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // Bounds on the decisions file: the wrapper parses it on each change.
 const (

@@ -68,4 +68,23 @@ func TestDecide(t *testing.T) {
 	if len(d.DeniedDestinations) != 1 || d.DeniedDestinations[0].Host != "exfil.example" || d.DeniedDestinations[0].Port != 8443 {
 		t.Errorf("destination: %+v", d.DeniedDestinations)
 	}
+	// A rule with a shorter ttl refreshes a decision without cutting it
+	// short, and says the end that stays in force.
+	p.Rules[1].ttl, p.Rules[2].ttl = time.Minute, time.Minute
+	block := p.decide(anomaly.Anomaly{Type: anomaly.Attacker, Severity: anomaly.High, Subject: "203.0.113.66"}, &d, now.Add(2*time.Minute))
+	deny := p.decide(anomaly.Anomaly{Type: anomaly.NewDestination, Severity: anomaly.High, Subject: "exfil.example:8443"}, &d, now.Add(2*time.Minute))
+	if !d.BlockedIPs[0].Until.Equal(now.Add(16*time.Minute)) || !strings.HasSuffix(block, "until 2026-01-02T15:16:00Z") {
+		t.Errorf("shorter block_ip: %q, %+v; want the 15:16 end kept", block, d.BlockedIPs)
+	}
+	if !d.DeniedDestinations[0].Until.Equal(now.Add(time.Hour)) || !strings.HasSuffix(deny, "until 2026-01-02T16:00:00Z") {
+		t.Errorf("shorter deny_destination: %q, %+v; want the 16:00 end kept", deny, d.DeniedDestinations)
+	}
+	q, err := parsePolicy([]byte(`{"version":1,"rules":[{"anomaly":"attack_wave","action":"quarantine","ttl":"1m"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Quarantine.Until = now.Add(time.Hour)
+	if got := q.decide(anomaly.Anomaly{Type: anomaly.AttackWave, Severity: anomaly.High}, &d, now); got != "quarantine until 2026-01-02T16:00:00Z" {
+		t.Errorf("shorter quarantine: %q; want the 16:00 end kept", got)
+	}
 }
