@@ -76,14 +76,6 @@ func (b *Buf) Fixed32(num protowire.Number, v uint32) {
 	b.B = protowire.AppendFixed32(b.B, v)
 }
 
-// Double writes a double field; zero is left out.
-func (b *Buf) Double(num protowire.Number, v float64) {
-	if v == 0 {
-		return
-	}
-	b.Fixed64(num, math.Float64bits(v))
-}
-
 // Attribute field numbers: KeyValue (key 1, value 2) and AnyValue.
 const (
 	kvKey        = 1
