@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -245,14 +246,11 @@ func valueString(v *commonpb.AnyValue) string {
 	case *commonpb.AnyValue_StringValue:
 		return x.StringValue
 	case *commonpb.AnyValue_IntValue:
-		return itoa(x.IntValue)
+		return strconv.FormatInt(x.IntValue, 10)
 	case *commonpb.AnyValue_BoolValue:
-		if x.BoolValue {
-			return "true"
-		}
-		return "false"
+		return strconv.FormatBool(x.BoolValue)
 	case *commonpb.AnyValue_DoubleValue:
-		return formatFloat(x.DoubleValue)
+		return strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
 	case *commonpb.AnyValue_ArrayValue:
 		var b bytes.Buffer
 		b.WriteByte('[')
