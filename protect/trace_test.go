@@ -3,6 +3,7 @@ package protect
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,7 @@ import (
 	"github.com/lambdarasp/lambdarasp/internal/otlp/otlptest"
 )
 
-// traced is testHandler exporting its spans straight to a receiver of
+// tracedHandler is testHandler exporting its spans straight to a receiver of
 // its own (no extension: the direct path), with env as the OTEL_*
 // variables besides the endpoint.
 func tracedHandler(t *testing.T, next lambda.Handler, env map[string]string, opts ...Option) (*handler, *otlptest.Receiver) {
@@ -151,8 +152,6 @@ func TestTraceDirect(t *testing.T) {
 		t.Errorf("inspection span: action %s rules %s score %s events %d: want a block with SQL rules", in.Attr("lambdarasp.action"), in.Attr("lambdarasp.rules"), in.Attr("lambdarasp.score"), len(in.Events))
 	}
 	for _, e := range in.Events {
-		path := otlptest.Span{Span: nil}
-		_ = path
 		for _, kv := range e.Attributes {
 			if strings.Contains(kv.Value.GetStringValue(), "UNION SELECT") || strings.Contains(kv.Value.GetStringValue(), "password") {
 				t.Errorf("finding event carries the payload: %s=%q", kv.Key, kv.Value.GetStringValue())
@@ -178,10 +177,10 @@ func TestTraceLinksAndSampler(t *testing.T) {
 	if srv.Attr("faas.trigger") != "pubsub" || len(srv.Links) != 3 {
 		t.Fatalf("trigger %s, %d links: want pubsub, one link per record that carries a context", srv.Attr("faas.trigger"), len(srv.Links))
 	}
-	if l := srv.Links[0]; string(l.TraceId) != string(mustHex("11111111111111111111111111111111")) || string(l.SpanId) != string(mustHex("2222222222222222")) {
+	if l := srv.Links[0]; hex.EncodeToString(l.TraceId) != "11111111111111111111111111111111" || hex.EncodeToString(l.SpanId) != "2222222222222222" {
 		t.Errorf("link 0: %x/%x", l.TraceId, l.SpanId)
 	}
-	if l := srv.Links[2]; string(l.TraceId) != string(mustHex("99999999999999999999999999999999")) {
+	if l := srv.Links[2]; hex.EncodeToString(l.TraceId) != "99999999999999999999999999999999" {
 		t.Errorf("link 2 (SNS in SQS): %x/%x", l.TraceId, l.SpanId)
 	}
 
@@ -203,21 +202,6 @@ func TestTraceLinksAndSampler(t *testing.T) {
 	if n := rcv2.Requests(); n != 0 {
 		t.Errorf("always_off: %d export requests, want none", n)
 	}
-}
-
-func mustHex(s string) []byte {
-	b := make([]byte, len(s)/2)
-	for i := range b {
-		b[i] = fromHex(s[2*i])<<4 | fromHex(s[2*i+1])
-	}
-	return b
-}
-
-func fromHex(c byte) byte {
-	if c >= 'a' {
-		return c - 'a' + 10
-	}
-	return c - '0'
 }
 
 // A backend that does not answer slows a direct export by its timeout at
