@@ -171,7 +171,7 @@ func (m *meters) encode(resource []byte, now time.Time, d *decision.Decisions, d
 			point(&w, k[:], start, at, c.n[k])
 		}
 		if c.over > 0 {
-			overflow(&w, start, at, c.over)
+			point(&w, overflowSeries, start, at, c.over)
 		}
 		w.Varint(mTemporality, cumulative)
 		w.Varint(mMonotonic, 1)
@@ -204,7 +204,7 @@ func (m *meters) encode(resource []byte, now time.Time, d *decision.Decisions, d
 			histPoint(&w, [][2]string{{"lambdarasp.source", k}}, start, at, m.inspect[k])
 		}
 		if m.inspectOver != nil {
-			histPoint(&w, [][2]string{{"otel.metric.overflow", "true"}}, start, at, m.inspectOver)
+			histPoint(&w, overflowSeries, start, at, m.inspectOver)
 		}
 		w.Varint(mTemporality, cumulative)
 		w.End(hm)
@@ -252,21 +252,18 @@ func point(w *otlp.Buf, attrs [][2]string, start, at uint64, v int64) {
 	w.End(p)
 }
 
-func overflow(w *otlp.Buf, start, at uint64, v int64) {
-	p := w.Begin(mDataPoints)
-	w.Bool(pAttrs, "otel.metric.overflow", true)
-	w.Fixed64(pStart, start)
-	w.Fixed64(pTime, at)
-	w.B = protowire.AppendTag(w.B, pInt, protowire.Fixed64Type)
-	w.B = protowire.AppendFixed64(w.B, uint64(v))
-	w.End(p)
-}
+// overflowSeries is the one series past maxSeries.
+var overflowSeries = [][2]string{{"otel.metric.overflow", "true"}}
 
-// writeSeries writes attrs; "server.port" is an int, as the conventions
-// say, the rest strings.
+// writeSeries writes attrs; "server.port" and "lambdarasp.rule" are ints,
+// "otel.metric.overflow" a bool, as the conventions say, the rest strings.
 func writeSeries(w *otlp.Buf, field protowire.Number, attrs [][2]string) {
 	for _, kv := range attrs {
 		if kv[0] == "" {
+			continue
+		}
+		if kv[0] == "otel.metric.overflow" {
+			w.Bool(field, kv[0], kv[1] == "true")
 			continue
 		}
 		if kv[0] == "server.port" || kv[0] == "lambdarasp.rule" {
