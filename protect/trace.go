@@ -91,9 +91,8 @@ type tracer struct {
 	direct   otlp.Target
 	client   *http.Client
 	queue    chan traceJob
-	function string
-	version  string
-	region   string
+	name     string // the server span's: the function's name
+	attrs    []attr // the server span's attributes every invocation shares
 }
 
 // traceJob is one invocation's spans on their way to the extension; after
@@ -131,14 +130,18 @@ func newTracer(s otlp.Settings, localAddr string) *tracer {
 	}
 	t := &tracer{sampler: s.Sampler, direct: s.Traces}
 	t.resource = otlp.Resource(s.Resource)
+	t.name = "lambdarasp.invoke"
+	t.attrs = []attr{strAttr("cloud.provider", "aws")}
 	for _, kv := range s.Resource {
 		switch kv[0] {
-		case "faas.name":
-			t.function = kv[1]
-		case "faas.version":
-			t.version = kv[1]
-		case "cloud.region":
-			t.region = kv[1]
+		case "faas.name", "faas.version", "cloud.region":
+			if kv[1] == "" {
+				continue
+			}
+			t.attrs = append(t.attrs, strAttr(kv[0], kv[1]))
+			if kv[0] == "faas.name" {
+				t.name = kv[1]
+			}
 		}
 	}
 	if localAddr != off {
@@ -411,21 +414,13 @@ func (t *tracer) finish(ctx context.Context, requestID string, o *outcome, mode 
 
 	spans := make([]span, 0, 2+len(clients))
 	srv := span{id: it.server, parent: it.parent, kind: spanKindServer, start: o.start, end: end,
-		links: it.links, droppedLinks: it.droppedLinks, name: t.function}
-	if srv.name == "" {
-		srv.name = "lambdarasp.invoke"
-	}
+		links: it.links, droppedLinks: it.droppedLinks, name: t.name}
 	srv.attrs = make([]attr, 0, 16)
 	srv.attrs = append(srv.attrs,
 		strAttr("faas.trigger", trigger(it.kind)),
 		strAttr("faas.invocation_id", requestID),
-		boolAttr("faas.coldstart", o.cold),
-		strAttr("cloud.provider", "aws"))
-	for _, a := range []attr{strAttr("faas.name", t.function), strAttr("faas.version", t.version), strAttr("cloud.region", t.region)} {
-		if a.str != "" {
-			srv.attrs = append(srv.attrs, a)
-		}
-	}
+		boolAttr("faas.coldstart", o.cold))
+	srv.attrs = append(srv.attrs, t.attrs...)
 	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.InvokedFunctionArn != "" {
 		srv.attrs = append(srv.attrs, strAttr("cloud.resource_id", lc.InvokedFunctionArn))
 		// arn:aws:lambda:REGION:ACCOUNT:function:NAME

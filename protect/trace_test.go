@@ -111,12 +111,15 @@ func TestTraceDirect(t *testing.T) {
 	if srv.Span == nil {
 		t.Fatalf("no server span for req-clean in %d spans", len(rcv.Spans()))
 	}
-	for k, want := range map[string]string{"faas.trigger": "http", "faas.coldstart": "true", "cloud.provider": "aws",
+	for k, want := range map[string]string{"faas.trigger": "http", "faas.coldstart": "true", "cloud.provider": "aws", "faas.name": "orders",
 		"cloud.resource_id": "arn:aws:lambda:eu-west-1:123456789012:function:orders", "cloud.account.id": "123456789012",
 		"lambdarasp.action": "allow", "lambdarasp.source": "apigw-http", "client.address": "203.0.113.9"} {
 		if v := srv.Attr(k); v != want {
 			t.Errorf("server span %s = %q, want %q", k, v, want)
 		}
+	}
+	if srv.Name != "orders" {
+		t.Errorf("server span named %q, want the function's name", srv.Name)
 	}
 	if srv.Kind != 2 || srv.TraceID() != "0af7651916cd43dd8448eb211c80319c" || srv.ParentID() != "b7ad6b7169203331" || srv.TraceState != "vendor=1" {
 		t.Errorf("server span kind %v trace %s parent %s state %q: want the incoming traceparent's", srv.Kind, srv.TraceID(), srv.ParentID(), srv.TraceState)
