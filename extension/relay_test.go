@@ -75,10 +75,11 @@ func TestRelayBounded(t *testing.T) {
 	for range 200 { // 200 KB into a 64 KB queue
 		r.add(otlp.Traces, traceRequest(name))
 		r.mu.Lock()
-		if r.bytes > limit {
-			t.Fatalf("queue holds %d bytes, more than its %d", r.bytes, limit)
-		}
+		n := r.bytes
 		r.mu.Unlock()
+		if n > limit {
+			t.Fatalf("queue holds %d bytes, more than its %d", n, limit)
+		}
 	}
 	dropped := r.droppedCount()[0]
 	if dropped == 0 {
