@@ -215,20 +215,36 @@ func TestTraceDirectBounded(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer slow.Close()
-	h := testHandler(t, &recorder{}, &bytes.Buffer{})
-	s, err := otlp.FromEnv(func(k string) string {
-		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": slow.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "200"}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.tracer = newTracer(s, off)
-	start := time.Now()
-	if _, err := h.Invoke(tracedCtx("req-slow"), []byte(`{"a":1}`)); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("invocation took %v with a backend that never answers: want about the 200 ms timeout", d)
+	for _, c := range []struct {
+		name, timeout string        // OTEL_EXPORTER_OTLP_TIMEOUT
+		deadline      time.Duration // the invocation's, 0: none
+	}{
+		{"timeout", "200", 0},
+		{"deadline", "", 300 * time.Millisecond}, // the default timeout is 10 s
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := testHandler(t, &recorder{}, &bytes.Buffer{})
+			s, err := otlp.FromEnv(func(k string) string {
+				return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": slow.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": c.timeout}[k]
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.tracer = newTracer(s, off)
+			ctx := tracedCtx("req-slow")
+			if c.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, c.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			if _, err := h.Invoke(ctx, []byte(`{"a":1}`)); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("invocation took %v with a backend that never answers: want about 200 or 300 ms", d)
+			}
+		})
 	}
 }
 
