@@ -171,7 +171,7 @@ func (p *Policy) decide(a anomaly.Anomaly, d *decision.Decisions, now time.Time)
 			}
 		}
 		if len(d.BlockedIPs) >= maxBlockedIPs {
-			d.BlockedIPs = d.BlockedIPs[1:] // the oldest goes
+			d.BlockedIPs = dropSoonest(d.BlockedIPs, func(x decision.BlockedIP) time.Time { return x.Until })
 		}
 		d.BlockedIPs = append(d.BlockedIPs, decision.BlockedIP{IP: a.Subject, Until: until, Reason: reason})
 		return "block_ip " + a.Subject + " until " + stamp(until)
@@ -188,12 +188,25 @@ func (p *Policy) decide(a anomaly.Anomaly, d *decision.Decisions, now time.Time)
 			}
 		}
 		if len(d.DeniedDestinations) >= maxDenied {
-			d.DeniedDestinations = d.DeniedDestinations[1:]
+			d.DeniedDestinations = dropSoonest(d.DeniedDestinations, func(x decision.Destination) time.Time { return x.Until })
 		}
 		d.DeniedDestinations = append(d.DeniedDestinations, decision.Destination{Host: host, Port: n, Until: until, Reason: reason})
 		return "deny_destination " + a.Subject + " until " + stamp(until)
 	}
 	return ""
+}
+
+// dropSoonest makes room in a full list by dropping the decision that
+// ends first: not the first added, which a repeat offender's extensions
+// may have made the one that lasts longest.
+func dropSoonest[T any](s []T, until func(T) time.Time) []T {
+	k := 0
+	for i := range s {
+		if until(s[i]).Before(until(s[k])) {
+			k = i
+		}
+	}
+	return append(s[:k], s[k+1:]...)
 }
 
 // later is the later of two ends: a decision refreshed by a rule with a

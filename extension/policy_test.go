@@ -1,6 +1,7 @@
 package extension
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,52 @@ func TestDecide(t *testing.T) {
 	d.Quarantine.Until = now.Add(time.Hour)
 	if got := q.decide(anomaly.Anomaly{Type: anomaly.AttackWave, Severity: anomaly.High}, &d, now); got != "quarantine until 2026-01-02T16:00:00Z" {
 		t.Errorf("shorter quarantine: %q; want the 16:00 end kept", got)
+	}
+}
+
+// A full list makes room by dropping the decision that ends first: an
+// attacker whose block was extended outlives the ones that came after it.
+func TestDecideFullListDropsSoonest(t *testing.T) {
+	p, err := parsePolicy([]byte(`{"version":1,"rules":[
+		{"anomaly":"attacker","action":"block_ip","ttl":"15m"},
+		{"anomaly":"egress_new_destination","action":"deny_destination","ttl":"1h"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	var d decision.Decisions
+	attacker := func(ip string, at time.Time) {
+		p.decide(anomaly.Anomaly{Type: anomaly.Attacker, Severity: anomaly.High, Subject: ip}, &d, at)
+	}
+	deny := func(dest string, at time.Time) {
+		p.decide(anomaly.Anomaly{Type: anomaly.NewDestination, Severity: anomaly.High, Subject: dest}, &d, at)
+	}
+	for i := range maxBlockedIPs {
+		attacker(fmt.Sprintf("10.%d.%d.1", i/256, i%256), now.Add(time.Duration(i)*time.Second))
+	}
+	for i := range maxDenied {
+		deny(fmt.Sprintf("h%d.example:443", i), now.Add(time.Duration(i)*time.Second))
+	}
+	later := now.Add(time.Duration(maxBlockedIPs) * time.Second)
+	attacker("10.0.0.1", later) // the first one comes back: extended
+	deny("h0.example:443", later)
+	attacker("203.0.113.66", later.Add(time.Second))
+	deny("new.example:443", later.Add(time.Second))
+
+	ips := map[string]bool{}
+	for _, b := range d.BlockedIPs {
+		ips[b.IP] = true
+	}
+	if len(d.BlockedIPs) != maxBlockedIPs || !ips["10.0.0.1"] || !ips["203.0.113.66"] || ips["10.0.1.1"] {
+		t.Errorf("%d blocked IPs; 10.0.0.1 (extended) kept: %v, the new one: %v, 10.0.1.1 (ends first) dropped: %v",
+			len(d.BlockedIPs), ips["10.0.0.1"], ips["203.0.113.66"], !ips["10.0.1.1"])
+	}
+	hosts := map[string]bool{}
+	for _, x := range d.DeniedDestinations {
+		hosts[x.Host] = true
+	}
+	if len(d.DeniedDestinations) != maxDenied || !hosts["h0.example"] || !hosts["new.example"] || hosts["h1.example"] {
+		t.Errorf("%d denied destinations; h0 (extended) kept: %v, the new one: %v, h1 (ends first) dropped: %v",
+			len(d.DeniedDestinations), hosts["h0.example"], hosts["new.example"], !hosts["h1.example"])
 	}
 }
