@@ -49,10 +49,15 @@ func runtimeStub(b *testing.B) (api string, ready chan struct{}) {
 	return strings.TrimPrefix(srv.URL, "http://"), ready
 }
 
-// buildColdStart builds bench/coldstart/pkg, stripped, into dir.
+// buildColdStart builds bench/coldstart/pkg into dir as make examples
+// builds a function (internal/dist: goBuild, functionTags) and the README
+// tells users to: static, stripped, -trimpath, with the tags lambda.norpc
+// and coraza.disabled_operators.validateSchema. The three builds get the
+// same flags, so the binary row compares like with like.
 func buildColdStart(b *testing.B, dir, pkg string) string {
 	bin := filepath.Join(dir, pkg)
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./coldstart/"+pkg)
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
+		"-tags", "lambda.norpc,coraza.disabled_operators.validateSchema", "-o", bin, "./coldstart/"+pkg)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build %s: %v\n%s", pkg, err, out)

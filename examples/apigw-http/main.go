@@ -7,7 +7,7 @@
 // Build it for Lambda's provided.al2023 runtime (make examples does, for
 // x86_64 and arm64):
 //
-//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./examples/apigw-http
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -tags lambda.norpc,coraza.disabled_operators.validateSchema -o bootstrap ./examples/apigw-http
 //
 // PAYMENTS_URL names the payment service (no charge when unset). The call
 // goes through protect.Client(), so lambdarasp records it for the extension

@@ -6,7 +6,7 @@
 // direct-invoke are one trigger each, with their deployment templates.
 // Build it for Lambda as a provided.al2023 bootstrap:
 //
-//	GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -o bootstrap ./examples/orders
+//	GOOS=linux GOARCH=arm64 go build -trimpath -ldflags="-s -w" -tags lambda.norpc,coraza.disabled_operators.validateSchema -o bootstrap ./examples/orders
 //
 // Two routes behave as a real service's do when something downstream goes
 // wrong: GET /orders/report runs a heavy query (about 120 ms), and an

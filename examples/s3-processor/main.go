@@ -13,7 +13,7 @@
 // Build it for Lambda's provided.al2023 runtime (make examples does, for
 // x86_64 and arm64):
 //
-//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./examples/s3-processor
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -tags lambda.norpc,coraza.disabled_operators.validateSchema -o bootstrap ./examples/s3-processor
 //
 // THUMBNAILER_URL names the thumbnail service (no call when unset); the
 // calls go through protect.Client().

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,6 +155,35 @@ func TestExamples(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExampleBinaries checks that each example's bootstrap, as make
+// examples builds it, leaves out what functionTags are there to drop: net/rpc
+// (lambda.norpc) and the JSON Schema library behind Coraza's
+// @validateSchema (github.com/kaptinlin/jsonschema).
+func TestExampleBinaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: builds the examples")
+	}
+	for name, bin := range exampleBootstraps(t) {
+		info, err := buildinfo.ReadFile(bin)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, m := range info.Deps {
+			if m.Path == "github.com/kaptinlin/jsonschema" {
+				t.Errorf("%s links %s: not built with coraza.disabled_operators.validateSchema", name, m.Path)
+			}
+		}
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A stripped Go binary still names its functions (for tracebacks).
+		if bytes.Contains(b, []byte("net/rpc.")) {
+			t.Errorf("%s links net/rpc: not built with lambda.norpc", name)
+		}
 	}
 }
 
