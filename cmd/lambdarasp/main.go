@@ -2,11 +2,14 @@
 //
 //	lambdarasp check [--paranoia N] [--threshold N] [--rules FILE]… [--format json|table] PATH…
 //	lambdarasp local --function BIN [--extensions DIR] [--timeout 3s] [--memory 128] [--addr 127.0.0.1:9000]
+//	lambdarasp digest DIR|ZIP
 //
 // check evaluates Lambda events (files, directories of *.json, or - for
 // stdin) with the same inspector protect.Handler uses. local runs a function
 // binary and its extensions in an emulated Lambda execution environment and
-// serves Lambda's Invoke API for it.
+// serves Lambda's Invoke API for it. digest prints the digest of a
+// function's code that the extension checks at start
+// (LAMBDARASP_CODE_SHA256).
 package main
 
 import (
@@ -23,6 +26,7 @@ const usage = `usage: lambdarasp <command> [arguments]
 commands:
   check    evaluate Lambda events with lambdarasp's rules (lambdarasp check -h)
   local    run a function and its extensions in a local Lambda environment (lambdarasp local -h)
+  digest   print the digest of a function's code, for LAMBDARASP_CODE_SHA256 (lambdarasp digest -h)
 `
 
 func main() {
@@ -41,6 +45,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return local(ctx, args[1:], stdout, stderr)
+	case "digest":
+		return digest(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
