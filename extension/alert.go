@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/lambdarasp/lambdarasp/internal/anomaly"
@@ -79,11 +80,13 @@ func (al *alerter) raise(a anomaly.Anomaly, action string, now time.Time) bool {
 		al.keys[key] = k
 	}
 	// A decision is always announced: it changes what the function does.
-	if action == "" && !k.last.IsZero() && now.Sub(k.last) < dedupWindow {
+	// So is what the self-check finds, once per start, whole.
+	whole := action != "" || slices.Contains(selfCheckTypes, a.Type)
+	if !whole && !k.last.IsZero() && now.Sub(k.last) < dedupWindow {
 		k.suppressed++
 		return false
 	}
-	if action == "" && !al.take(a.Type, now) {
+	if !whole && !al.take(a.Type, now) {
 		k.suppressed++
 		return false
 	}

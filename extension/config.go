@@ -66,6 +66,27 @@ type Config struct {
 	// oldest requests are dropped and counted. Default 4 MiB.
 	OTLPQueueBytes int
 
+	// CodeDir is the function's code: its digest is checked against
+	// CodeSHA256, and the function's executable is found there. Default
+	// LAMBDA_TASK_ROOT where the extension sees it (Lambda shows it to the
+	// runtime only), else /var/task.
+	CodeDir string
+	// CodeSHA256 is the code's expected digest, 64 hex digits, as
+	// lambdarasp digest prints it (see internal/codedigest). Empty: the
+	// code is not checked.
+	CodeSHA256 string
+	// Handler is _HANDLER, where the extension sees it: the executable's
+	// name in CodeDir when there is no bootstrap.
+	Handler string
+	// VulnFile is an offline vulnerability list, OSV JSON (see loadVulns),
+	// against which the modules compiled into the function are checked at
+	// start. Empty: modules are listed, not checked.
+	VulnFile string
+	// Environ is the environment checked for secrets at start, as
+	// os.Environ returns it (the extension shares the function's
+	// variables). Nil: none is checked.
+	Environ []string
+
 	// Stdout receives the alert lines. Default: discarded.
 	Stdout io.Writer
 	// Logger receives the extension's own diagnostics. Default: discarded.
@@ -89,6 +110,7 @@ const (
 	defaultName          = "lambdarasp"
 	defaultTelemetryPort = 7432
 	defaultPolicyFile    = "/opt/lambdarasp/policy.json"
+	defaultCodeDir       = "/var/task"
 	maxReportWait        = 20 * time.Millisecond
 	defaultOTLPQueue     = 4 << 20
 	minOTLPQueue         = 64 << 10
@@ -109,6 +131,11 @@ const (
 	envWebhookFormat = "LAMBDARASP_WEBHOOK_FORMAT"
 	envOTLPAddr      = "LAMBDARASP_OTLP_ADDR"
 	envOTLPQueue     = "LAMBDARASP_OTLP_QUEUE_BYTES"
+	envCodeDir       = "LAMBDARASP_CODE_DIR"
+	envCodeSHA256    = "LAMBDARASP_CODE_SHA256"
+	envVulnFile      = "LAMBDARASP_VULN_FILE"
+	envTaskRoot      = "LAMBDA_TASK_ROOT"
+	envHandler       = "_HANDLER"
 )
 
 // FromEnv reads the settings from the environment. A variable it cannot
@@ -132,6 +159,13 @@ func fromEnv(getenv func(string) string) (Config, error) {
 		WebhookURL:    strings.TrimSpace(getenv(envWebhook)),
 		WebhookFormat: strings.ToLower(strings.TrimSpace(getenv(envWebhookFormat))),
 		OTLPAddr:      strings.TrimSpace(getenv(envOTLPAddr)),
+		CodeDir:       strings.TrimSpace(getenv(envCodeDir)),
+		CodeSHA256:    strings.ToLower(strings.TrimSpace(getenv(envCodeSHA256))),
+		Handler:       strings.TrimSpace(getenv(envHandler)),
+		VulnFile:      strings.TrimSpace(getenv(envVulnFile)),
+	}
+	if c.CodeDir == "" {
+		c.CodeDir = strings.TrimSpace(getenv(envTaskRoot))
 	}
 	o, err := otlp.FromEnv(getenv)
 	if err != nil {
@@ -207,6 +241,10 @@ func (c Config) withDefaults() Config {
 	if c.OTLPQueueBytes == 0 {
 		c.OTLPQueueBytes = defaultOTLPQueue
 	}
+	if c.CodeDir == "" {
+		c.CodeDir = defaultCodeDir
+	}
+	c.CodeSHA256 = strings.ToLower(c.CodeSHA256)
 	if c.Stdout == nil {
 		c.Stdout = io.Discard
 	}
@@ -258,6 +296,9 @@ func (c Config) check() error {
 	}
 	if c.WebhookFormat != "json" && c.WebhookFormat != "slack" {
 		return fmt.Errorf("extension: %s=%q: want json or slack", envWebhookFormat, c.WebhookFormat)
+	}
+	if d := c.CodeSHA256; d != "" && (len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "") {
+		return fmt.Errorf("extension: %s=%q: want the 64 hex digits lambdarasp digest prints", envCodeSHA256, d)
 	}
 	return nil
 }

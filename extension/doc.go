@@ -34,9 +34,19 @@
 // waits at most 200 ms for a healthy backend, and not at all for one that
 // is failing or slow.
 //
-// Fail-open and fail-closed: a LAMBDARASP_* variable or policy file that
-// is invalid is an init error (reported to /extension/init/error, so the
-// deployment fails loudly, as protect.Handler's own settings do); a
+// At start the extension checks the environment it runs in, once (see
+// selfcheck.go): the secrets in the function's variables, the modules
+// compiled into the function's binary (its build info) against an
+// offline OSV file, and, with an expected digest, the code directory's
+// digest (internal/codedigest), hashed only once the first invocation's
+// runtime is done so that it slows neither the init nor the first
+// response. What it finds is alerted (code_changed, env_secret,
+// vulnerable_module), through the policy like any anomaly.
+//
+// Fail-open and fail-closed: a LAMBDARASP_* variable, policy file or
+// vulnerability file that is invalid is an init error (reported to
+// /extension/init/error, so the deployment fails loudly, as
+// protect.Handler's own settings do); a
 // telemetry subscription that is refused, a report port that is taken or a
 // webhook that is down is logged once and the extension keeps working with
 // what it has.

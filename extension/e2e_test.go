@@ -27,8 +27,9 @@ import (
 
 // The real binaries: the extension as the layer ships it
 // (cmd/lambdarasp-extension, named lambdarasp in the extensions
-// directory) and a function wrapped in protect.Handler.
-var extensionBin, functionBin string
+// directory), a function wrapped in protect.Handler, and the command line
+// (for lambdarasp digest).
+var extensionBin, functionBin, cliBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
@@ -41,11 +42,11 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := testbin.Build(dir, "./testdata/function", "../cmd/lambdarasp-extension"); err != nil {
+	if err := testbin.Build(dir, "./testdata/function", "../cmd/lambdarasp-extension", "../cmd/lambdarasp"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	functionBin, extensionBin = filepath.Join(dir, "function"), filepath.Join(dir, "lambdarasp-extension")
+	functionBin, extensionBin, cliBin = filepath.Join(dir, "function"), filepath.Join(dir, "lambdarasp-extension"), filepath.Join(dir, "lambdarasp")
 	return m.Run()
 }
 
@@ -53,6 +54,7 @@ func buildAndRun(m *testing.M) int {
 // policy files, webhook, and log stream.
 type setup struct {
 	dir, extensions, decisions, policy string
+	function                           string // the function's executable: functionBin unless a test sets it
 	env                                []string
 	logs                               *extension.SyncBuffer // the environment's log stream
 	diag                               *extension.SyncBuffer // the emulator's own diagnostics
@@ -91,7 +93,11 @@ func (s *setup) start(t *testing.T) *emulator.Emulator {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	em, err := emulator.Start(ctx, emulator.Config{Function: functionBin, ExtensionsDir: s.extensions, Env: s.env,
+	fn := s.function
+	if fn == "" {
+		fn = functionBin
+	}
+	em, err := emulator.Start(ctx, emulator.Config{Function: fn, ExtensionsDir: s.extensions, Env: s.env,
 		Logs: s.logs, Logger: slog.New(slog.NewJSONHandler(s.diag, nil)), FunctionName: "orders"})
 	if err != nil {
 		t.Fatal(err)

@@ -33,11 +33,14 @@ import (
 //
 // anomaly is a type (see internal/anomaly) or "*"; min_severity (low,
 // medium, high; default low) narrows a rule; the first rule that matches
-// decides. Actions: alert (nothing more), quarantine (every invocation
-// refused for ttl), block_ip (the attacker's client IP, for ttl: attacker
+// decides; the self-check's alert types (code_changed, env_secret,
+// vulnerable_module) may be named too. Actions: alert (nothing more),
+// quarantine (every invocation refused for ttl), block_ip (the attacker's client IP, for ttl: attacker
 // anomalies only), deny_destination (the destination, for ttl:
 // egress_new_destination only; enforced by protect.Transport). ttl is a Go
-// duration from 1s to 168h, required except for alert. block_ip_after
+// duration from 1s to 168h, required except for alert and for a rule
+// that names a self-check type (default 168h: what it finds lasts as
+// long as the environment). block_ip_after
 // sets how many blocked requests make an attacker (default 5, within 10
 // minutes). quarantine_until quarantines the function until that time
 // whatever happens: a security team's switch. The default policy, with no
@@ -105,8 +108,9 @@ func parsePolicy(b []byte) (Policy, error) {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		where := "rule " + strconv.Itoa(i+1)
-		if r.Anomaly != "*" && !slices.Contains(anomaly.Types, anomaly.Type(r.Anomaly)) {
-			return Policy{}, fmt.Errorf("%s: anomaly %q: want * or one of %v", where, r.Anomaly, anomaly.Types)
+		selfCheck := slices.Contains(selfCheckTypes, anomaly.Type(r.Anomaly))
+		if r.Anomaly != "*" && !selfCheck && !slices.Contains(anomaly.Types, anomaly.Type(r.Anomaly)) {
+			return Policy{}, fmt.Errorf("%s: anomaly %q: want * or one of %v %v", where, r.Anomaly, anomaly.Types, selfCheckTypes)
 		}
 		if r.MinSeverity != "" && r.MinSeverity.Rank() == 0 {
 			return Policy{}, fmt.Errorf("%s: min_severity %q: want low, medium or high", where, r.MinSeverity)
@@ -126,6 +130,11 @@ func parsePolicy(b []byte) (Policy, error) {
 			return Policy{}, fmt.Errorf("%s: action %q: want alert, quarantine, block_ip or deny_destination", where, r.Action)
 		}
 		if r.Action == actAlert {
+			continue
+		}
+		if r.TTL == "" && selfCheck {
+			// What the self-check finds lasts as long as the environment.
+			r.ttl = maxTTL
 			continue
 		}
 		d, err := time.ParseDuration(r.TTL)

@@ -25,6 +25,7 @@ func FuzzParsePolicy(f *testing.F) {
 		`{"version":1,"rules":[],"quarantine_until":"2026-12-01T18:00:00+01:00"}`,
 		`{"version":1,"rules":[{"anomaly":"*","action":"quarantine","ttl":"400h"}]}`,
 		`{"version":1,"rules":[{"anomaly":"*","action":"kill"}]}`,
+		`{"version":1,"rules":[{"anomaly":"code_changed","action":"quarantine"},{"anomaly":"env_secret","action":"alert"}]}`,
 	} {
 		f.Add([]byte(s), "203.0.113.9")
 	}
@@ -32,6 +33,7 @@ func FuzzParsePolicy(f *testing.F) {
 		f.Add(b, "exfil.example:8443")
 	}
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	allTypes := slices.Concat(anomaly.Types, selfCheckTypes)
 	f.Fuzz(func(t *testing.T, b []byte, subject string) {
 		p, err := parsePolicy(b)
 		if err != nil {
@@ -41,7 +43,7 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("accepted version %d, block_ip_after %d", p.Version, p.BlockIPAfter)
 		}
 		for _, r := range p.Rules {
-			if r.Anomaly != "*" && !slices.Contains(anomaly.Types, anomaly.Type(r.Anomaly)) {
+			if r.Anomaly != "*" && !slices.Contains(allTypes, anomaly.Type(r.Anomaly)) {
 				t.Fatalf("accepted anomaly %q", r.Anomaly)
 			}
 			switch {
@@ -71,7 +73,7 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("round trip\n%+v\n%+v", p, q)
 		}
 		var d decision.Decisions
-		for _, typ := range anomaly.Types {
+		for _, typ := range allTypes {
 			for _, sev := range []anomaly.Severity{anomaly.Low, anomaly.Medium, anomaly.High} {
 				before := len(d.BlockedIPs) + len(d.DeniedDestinations)
 				q := d.Quarantine

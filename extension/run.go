@@ -71,7 +71,9 @@ type ext struct {
 	relay      *relay        // nil: no OTLP export
 	resource   []byte        // the OTLP resource, encoded once
 	meters     *meters
-	policyFrom string // where the policy came from, for the ready line
+	policyFrom string         // where the policy came from, for the ready line
+	checked    chan selfCheck // the self-check's result, nil once handled
+	codeGate   chan bool      // true once the first invocation's runtime is done: the digest may start; false: never
 
 	decisions decision.Decisions
 	recent    [8]string // request ids of the last reports, newest at recentAt-1
@@ -87,6 +89,22 @@ func (x *ext) init(ctx context.Context) error {
 	if err := x.cfg.check(); err != nil {
 		return err
 	}
+	var db vulnDB
+	if x.cfg.VulnFile != "" {
+		var err error
+		if db, err = loadVulns(x.cfg.VulnFile); err != nil {
+			return err
+		}
+	}
+	// The self-check reads the function's binary and environment while the
+	// function initialises (a fraction of a millisecond), and hashes the
+	// code once the first invocation's runtime is done (tens of
+	// milliseconds: it would slow the function's init on Lambda's smaller
+	// CPU shares). The event loop handles its result.
+	checked, gate := make(chan selfCheck, 1), make(chan bool, 1)
+	x.checked, x.codeGate = checked, gate
+	go func(cfg Config) { checked <- checkSelf(cfg, db, gate) }(x.cfg)
+
 	p, found, err := loadPolicy(x.cfg.PolicyFile)
 	if err != nil {
 		return err
@@ -212,6 +230,7 @@ func (x *ext) publish(now time.Time) {
 }
 
 func (x *ext) close() {
+	x.openCodeGate(false)
 	if x.relay != nil {
 		x.relay.close()
 	}
@@ -261,6 +280,17 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 	now := x.cfg.Now()
 	x.handle(x.detector.Invoked(now, ev.RequestID), now)
 	x.await(ctx, ev)
+	if x.checked != nil {
+		// Once per start, after the response: billed duration, never the
+		// caller's latency.
+		x.openCodeGate(true)
+		cctx, cancel := context.WithDeadline(ctx, ev.deadline().Add(-100*time.Millisecond))
+		if ev.DeadlineMs == 0 {
+			cctx, cancel = context.WithCancel(ctx)
+		}
+		x.awaitCheck(cctx)
+		cancel()
+	}
 	if x.source != nil && x.source.due(x.cfg.Now()) {
 		x.pollPolicy(ctx, pollTimeout)
 	}
@@ -342,6 +372,8 @@ func (x *ext) await(ctx context.Context, ev event) {
 				limit = x.cfg.ReportWait
 				timer.Reset(limit)
 			}
+		case c := <-x.checked:
+			x.selfChecked(c)
 		case <-timer.C:
 			x.missed++
 			return
@@ -349,6 +381,39 @@ func (x *ext) await(ctx context.Context, ev event) {
 			return
 		}
 	}
+}
+
+// awaitCheck waits for the self-check's result until ctx ends, handling
+// whatever else arrives meanwhile.
+func (x *ext) awaitCheck(ctx context.Context) {
+	for x.checked != nil {
+		select {
+		case c := <-x.checked:
+			x.selfChecked(c)
+		case r := <-x.reportChan():
+			x.report(r)
+		case e := <-x.telemetryEvents():
+			x.platform(e)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (x *ext) openCodeGate(open bool) {
+	if x.codeGate != nil {
+		x.codeGate <- open
+		x.codeGate = nil
+	}
+}
+
+// selfChecked logs the self-check's line and raises its alerts, through
+// the policy.
+func (x *ext) selfChecked(c selfCheck) {
+	x.checked = nil
+	c.log(x)
+	now := x.cfg.Now()
+	x.handle(c.anomalies(now), now)
 }
 
 // reported reports whether the report of id is among the last few: a
@@ -385,6 +450,8 @@ func (x *ext) drain() {
 			x.report(r)
 		case e := <-x.telemetryEvents():
 			x.platform(e)
+		case c := <-x.checked:
+			x.selfChecked(c)
 		default:
 			return
 		}
@@ -455,6 +522,8 @@ wait:
 		}
 		quiet.Reset(20 * time.Millisecond)
 	}
+	x.openCodeGate(true)
+	x.awaitCheck(ctx)
 	x.alerts.flushCounts(x.cfg.Now())
 	if x.hook != nil {
 		x.hook.flush(ctx)

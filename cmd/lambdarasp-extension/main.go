@@ -32,6 +32,7 @@ func main() {
 	defer stop()
 	cfg := extension.FromEnv(os.Getenv)
 	cfg.Name = filepath.Base(os.Args[0])
+	cfg.Environ = os.Environ() // the function's variables: checked for secrets at start
 	cfg.Stdout = os.Stdout
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("version", version)
 	if err := extension.Run(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
