@@ -34,6 +34,7 @@ test: fmt vet
 	$(GO) test -run '^$$' -fuzz FuzzRespond -fuzztime 5000x -fuzzminimizetime 10x ./protect
 	$(GO) test -run '^$$' -fuzz FuzzParsePolicy -fuzztime 5000x -fuzzminimizetime 10x ./extension
 	$(GO) test -run '^$$' -fuzz FuzzTelemetry -fuzztime 5000x -fuzzminimizetime 10x ./extension
+	$(GO) test -run '^$$' -fuzz FuzzAudit -fuzztime 5000x -fuzzminimizetime 10x ./internal/audit
 
 build:
 	$(GO) build -trimpath -o bin/lambdarasp ./cmd/lambdarasp
@@ -71,6 +72,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRespond -fuzztime 60s ./protect
 	$(GO) test -run '^$$' -fuzz FuzzParsePolicy -fuzztime 60s ./extension
 	$(GO) test -run '^$$' -fuzz FuzzTelemetry -fuzztime 60s ./extension
+	$(GO) test -run '^$$' -fuzz FuzzAudit -fuzztime 60s ./internal/audit
 
 # Regenerate internal/waf/atoms.bin (the atom analysis of the embedded
 # rules' patterns) after changing rules/ or the analysis; make test fails

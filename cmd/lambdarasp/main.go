@@ -3,13 +3,16 @@
 //	lambdarasp check [--paranoia N] [--threshold N] [--rules FILE]… [--format json|table] PATH…
 //	lambdarasp local --function BIN [--extensions DIR] [--timeout 3s] [--memory 128] [--addr 127.0.0.1:9000]
 //	lambdarasp digest DIR|ZIP
+//	lambdarasp audit [--format table|json|sarif] [--fail-on SEVERITY] [--trusted-accounts IDS] PATH…
 //
 // check evaluates Lambda events (files, directories of *.json, or - for
 // stdin) with the same inspector protect.Handler uses. local runs a function
 // binary and its extensions in an emulated Lambda execution environment and
 // serves Lambda's Invoke API for it. digest prints the digest of a
 // function's code that the extension checks at start
-// (LAMBDARASP_CODE_SHA256).
+// (LAMBDARASP_CODE_SHA256). audit reads SAM and CloudFormation templates
+// and the AWS CLI's function configurations and policies, and reports the
+// misconfigurations that make an injection worse.
 package main
 
 import (
@@ -27,6 +30,7 @@ commands:
   check    evaluate Lambda events with lambdarasp's rules (lambdarasp check -h)
   local    run a function and its extensions in a local Lambda environment (lambdarasp local -h)
   digest   print the digest of a function's code, for LAMBDARASP_CODE_SHA256 (lambdarasp digest -h)
+  audit    find secrets and risky settings in templates and function configurations (lambdarasp audit -h)
 `
 
 func main() {
@@ -47,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return local(ctx, args[1:], stdout, stderr)
 	case "digest":
 		return digest(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
