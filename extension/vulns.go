@@ -22,8 +22,7 @@ const maxVulnFile = 32 << 20
 
 // vulnDB is an offline vulnerability list (LAMBDARASP_VULN_FILE): the Go
 // entries of OSV documents, by module path ("stdlib" for the standard
-// library, "toolchain" for the go command, as the Go vulnerability
-// database names them).
+// library, as the Go vulnerability database names it).
 type vulnDB map[string][]vulnAffected
 
 // vulnAffected is one affected package of one entry.

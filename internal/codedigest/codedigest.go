@@ -62,6 +62,7 @@ type digest struct {
 	lim     Limits
 	entries []entry
 	bytes   int64
+	buf     []byte // one copy buffer for every file
 }
 
 // add hashes one entry's content, read from r; size is what the tree says
@@ -80,7 +81,10 @@ func (d *digest) add(p string, kind byte, size int64, r io.Reader) error {
 	h := sha256.New()
 	// A file that grows while it is read (or a zip header that lies about
 	// its size) is still held to the bound.
-	n, err := io.Copy(h, io.LimitReader(r, left+1))
+	if d.buf == nil {
+		d.buf = make([]byte, 64<<10)
+	}
+	n, err := io.CopyBuffer(h, io.LimitReader(r, left+1), d.buf)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
