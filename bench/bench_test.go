@@ -48,22 +48,59 @@ var headers = [][2]string{
 
 const query = "customer=42&sort=desc&page=2"
 
-func apigwV2(q, body string) []byte {
+// request is one API call: its query string, body and headers.
+type request struct {
+	q, body string
+	headers [][2]string
+}
+
+// variants is n requests to one API, as a function sees them invocation
+// after invocation: the same header names, JSON keys and query names, the
+// same few user agents and enumerated values, and per request its own
+// trace id, client address, customer, order and query values. lambdarasp
+// keeps what it learnt of repeated strings across events (see
+// internal/waf/warm.go): benchmarking one event over and over would
+// measure only that; these measure it as it serves an API.
+func variants(n int, q func(i int) string, body func(i int) string) []request {
+	agents := []string{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+		"okhttp/4.12.0", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/126.0"}
+	reqs := make([]request, n)
+	for i := range reqs {
+		h := slices.Clone(headers)
+		for k := range h {
+			switch h[k][0] {
+			case "user-agent":
+				h[k][1] = agents[i%len(agents)]
+			case "x-amzn-trace-id":
+				h[k][1] = fmt.Sprintf("Root=1-6740a1b2-%024x", 7919*i+1)
+			case "x-forwarded-for":
+				h[k][1] = fmt.Sprintf("203.0.%d.%d", i/250%250, i%250+1)
+			}
+		}
+		reqs[i] = request{q: q(i), body: body(i), headers: h}
+	}
+	return reqs
+}
+
+func apigwV2(q, body string) []byte { return request{q: q, body: body, headers: headers}.event() }
+
+func (r request) event() []byte {
 	h := map[string]string{}
-	for _, kv := range headers {
+	for _, kv := range r.headers {
 		h[kv[0]] = kv[1]
 	}
-	ev := map[string]any{"version": "2.0", "routeKey": "$default", "rawPath": "/orders", "rawQueryString": q, "headers": h,
+	ev := map[string]any{"version": "2.0", "routeKey": "$default", "rawPath": "/orders", "rawQueryString": r.q, "headers": h,
 		"requestContext": map[string]any{"domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
 			"http": map[string]any{"method": "POST", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"}},
-		"body": body, "isBase64Encoded": false}
+		"body": r.body, "isBase64Encoded": false}
 	b, _ := json.Marshal(ev)
 	return b
 }
 
-func sqsBatch(n int) []byte {
+// sqsBatch is n messages, orders first to first+n-1.
+func sqsBatch(first, n int) []byte {
 	var recs []string
-	for i := 0; i < n; i++ {
+	for i := first; i < first+n; i++ {
 		b, _ := json.Marshal(order(i))
 		recs = append(recs, fmt.Sprintf(`{"messageId":"m%d","body":%s,"attributes":{},"messageAttributes":{},"eventSource":"aws:sqs"}`, i, b))
 	}
@@ -89,19 +126,19 @@ func TestMain(m *testing.M) {
 
 // rawRequest is what a web server in front of Coraza would do with the
 // same request.
-func rawRequest(w coraza.WAF, q, body string) bool {
+func rawRequest(w coraza.WAF, r request) bool {
 	tx := w.NewTransaction()
 	defer tx.Close()
 	tx.ProcessConnection("203.0.113.7", 40000, "10.0.0.1", 443)
-	tx.ProcessURI("/orders?"+q, "POST", "HTTP/1.1")
-	for _, kv := range headers {
+	tx.ProcessURI("/orders?"+r.q, "POST", "HTTP/1.1")
+	for _, kv := range r.headers {
 		tx.AddRequestHeader(kv[0], kv[1])
 	}
-	tx.AddRequestHeader("content-length", fmt.Sprint(len(body)))
+	tx.AddRequestHeader("content-length", fmt.Sprint(len(r.body)))
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return true
 	}
-	if it, _, _ := tx.WriteRequestBody([]byte(body)); it != nil {
+	if it, _, _ := tx.WriteRequestBody([]byte(r.body)); it != nil {
 		return true
 	}
 	it, _ := tx.ProcessRequestBody()
@@ -111,64 +148,88 @@ func rawRequest(w coraza.WAF, q, body string) bool {
 
 const sqli = "customer=42%27%20UNION%20SELECT%20password%20FROM%20users--&sort=desc&page=2"
 
-func body64K() string {
+// queryOf is the query string of request i: its customer and page vary.
+func queryOf(i int) string { return fmt.Sprintf("customer=%d&sort=desc&page=%d", 1000+i, i%9+1) }
+
+// body64K is about 64 KB of orders, from order first on.
+func body64K(first int) string {
 	var b strings.Builder
 	b.WriteString(`{"pages":[`)
-	for b.Len() < 64<<10 {
+	for i := first; b.Len() < 64<<10; i++ {
 		if b.Len() > 10 {
 			b.WriteByte(',')
 		}
-		b.WriteString(body1K)
+		b.WriteString(order(i))
 	}
 	b.WriteString("]}")
 	return b.String()
 }
 
+// BenchmarkInspect runs each case over a cycle of different requests (see
+// variants), the same ones for both implementations; the -repeated case
+// is one request over and over, lambdarasp's best case.
 func BenchmarkInspect(b *testing.B) {
 	in, err := protect.NewInspector()
 	if err != nil {
 		b.Fatal(err)
 	}
 	w := raw
-	b64k := body64K()
+	fixed := func(s string) func(int) string { return func(int) string { return s } }
 	cases := []struct {
 		name    string
-		q, body string
+		reqs    []request
 		blocked bool
 	}{
-		{"apigw-v2-1KB-clean", query, body1K, false},
-		{"apigw-v2-1KB-sqli", sqli, body1K, true},
-		{"apigw-v2-64KB-clean", query, b64k, false},
+		{"apigw-v2-1KB-clean", variants(4096, queryOf, order), false},
+		{"apigw-v2-1KB-clean-repeated", []request{{query, body1K, headers}}, false},
+		{"apigw-v2-1KB-sqli", variants(4096, fixed(sqli), order), true},
+		{"apigw-v2-64KB-clean", variants(64, queryOf, func(i int) string { return body64K(64 * i) }), false},
 	}
 	for _, c := range cases {
-		ev := apigwV2(c.q, c.body)
+		events := make([][]byte, len(c.reqs))
+		for i, r := range c.reqs {
+			events[i] = r.event()
+		}
 		b.Run("case="+c.name+"/impl=raw-coraza", func(b *testing.B) {
-			if got := rawRequest(w, c.q, c.body); got != c.blocked {
+			if got := rawRequest(w, c.reqs[0]); got != c.blocked {
 				b.Fatalf("raw coraza blocked=%v, want %v", got, c.blocked)
 			}
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				rawRequest(w, c.q, c.body)
+				rawRequest(w, c.reqs[i%len(c.reqs)])
+				i++
 			}
 		})
 		b.Run("case="+c.name+"/impl=lambdarasp", func(b *testing.B) {
-			if got := in.Inspect(ev).Action == protect.Deny; got != c.blocked {
-				b.Fatalf("lambdarasp blocked=%v, want %v", got, c.blocked)
+			for _, ev := range events {
+				if got := in.Inspect(ev).Action == protect.Deny; got != c.blocked {
+					b.Fatalf("lambdarasp blocked=%v, want %v", got, c.blocked)
+				}
 			}
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				in.Inspect(ev)
+				in.Inspect(events[i%len(events)])
+				i++
 			}
 		})
 	}
-	batch := sqsBatch(10)
+	batches := make([][]byte, 1024)
+	for i := range batches {
+		batches[i] = sqsBatch(10*i, 10)
+	}
 	b.Run("case=sqs-10x1KB-clean/impl=lambdarasp", func(b *testing.B) {
-		if v := in.Inspect(batch); v.Action != protect.Allow {
-			b.Fatalf("clean batch blocked: %+v", v.Findings)
+		for _, batch := range batches {
+			if v := in.Inspect(batch); v.Action != protect.Allow {
+				b.Fatalf("clean batch blocked: %+v", v.Findings)
+			}
 		}
 		b.ReportAllocs()
+		i := 0
 		for b.Loop() {
-			in.Inspect(batch)
+			in.Inspect(batches[i%len(batches)])
+			i++
 		}
 	})
 	// One long string value of text, just over LAMBDARASP_MAX_VALUE_BYTES

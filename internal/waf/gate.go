@@ -311,6 +311,9 @@ type strCache struct {
 	arena []uint64 // hits, done and matched bitsets, words each
 	nexts []int32  // per string, step → 1 + index of the string it makes, 0 until known
 	found []int32  // scan's scratch
+	// warm is what the plan knew of strings before this event, and learns
+	// from it at release; nil keeps the cache to one event.
+	warm *warmCache
 }
 
 // strCaches keeps the string caches of finished events: an event's cache
@@ -322,10 +325,20 @@ var strCaches = sync.Pool{New: func() any { return &strCache{strs: map[string]in
 // pool: a cache grown by a huge event is dropped, not kept.
 const maxPooledStrings = 4096
 
-func newStrCache() *strCache { return strCaches.Get().(*strCache) }
+// newStrCache returns an empty cache that starts from, and teaches, warm.
+func newStrCache(warm *warmCache) *strCache {
+	c := strCaches.Get().(*strCache)
+	c.warm = warm
+	return c
+}
 
-// release returns c to the pool, emptied; c must not be used afterwards.
+// release gives what the event learnt to the warm cache and returns c to
+// the pool, emptied; c must not be used afterwards.
 func (c *strCache) release() {
+	if c.warm != nil {
+		c.warm.learn(c)
+		c.warm = nil
+	}
 	if len(c.info) > maxPooledStrings {
 		return
 	}
@@ -348,6 +361,7 @@ type strInfo struct {
 	// scanned has bit m set once hits has the rules of the atoms of mode m.
 	scanned uint8
 	next    int32 // offset in nexts of its step results (see step); -1 until needed
+	warm    *warmStr
 }
 
 // newGateEval evaluates p's gate on tx, with the string cache c.
@@ -547,6 +561,11 @@ func (g *gateEval) str(s string) int32 {
 	}
 	i := int32(len(g.info))
 	g.strs[s] = i
+	if ws := g.warm.get(s); ws != nil {
+		g.info = append(g.info, strInfo{s: s, feat: ws.feat, bits: -1, next: -1})
+		g.warm.load(g.strCache, i, ws)
+		return i
+	}
 	g.info = append(g.info, strInfo{s: s, feat: features(s), bits: -1, next: -1})
 	return i
 }
@@ -638,11 +657,15 @@ func (g *gateEval) step(i, st int32) int32 {
 	if off >= 0 && g.nexts[off+st] != 0 {
 		return g.nexts[off+st] - 1
 	}
-	out, _, err := ix.steps[st](g.info[i].s)
-	j, known := i, int32(len(g.info))
-	if err == nil {
-		j = g.str(out)
+	known := int32(len(g.info))
+	out, ok := g.warmStep(i, st)
+	if !ok {
+		out = g.info[i].s
+		if o, _, err := ix.steps[st](out); err == nil {
+			out = o
+		}
 	}
+	j := g.str(out)
 	if off < 0 {
 		off = int32(len(g.nexts))
 		g.nexts = append(g.nexts, make([]int32, len(ix.steps))...)
@@ -653,6 +676,20 @@ func (g *gateEval) step(i, st int32) int32 {
 		g.derived = append(g.derived, [2]int32{j, off + st})
 	}
 	return j
+}
+
+// warmStep returns what step st makes of string i, if the warm cache
+// knows.
+func (g *gateEval) warmStep(i, st int32) (string, bool) {
+	ws := g.info[i].warm
+	if ws == nil {
+		return "", false
+	}
+	ok, same, out := g.warm.step(ws, st)
+	if same {
+		out = g.info[i].s
+	}
+	return out, ok
 }
 
 // forget drops the long strings made from the value just evaluated: a

@@ -54,9 +54,16 @@ type plan struct {
 	// gateOf[i] is the index in gate of the rule at index i, or -1.
 	gateOf []int
 	// probe evaluates the rules settled by probing (settle.go), whose
-	// indexes in gate are probed; nil when there are none.
-	probe  coraza.WAF
-	probed []int
+	// indexes in gate are probed; nil when there are none. probeStatic
+	// are the static TX values they read, and probeHeaders is true when
+	// they are phase 1 rules reading only request headers and TX: the
+	// probe transaction then gets the headers and nothing else.
+	probe        coraza.WAF
+	probed       []int
+	probeStatic  []txValue
+	probeHeaders bool
+	memo         *probeMemo
+	warm         *warmCache // what the gate learnt of strings in earlier events
 }
 
 type gateRule struct {
@@ -375,7 +382,12 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 		}
 	}
 	p.buildGate(atoms)
-	p.gateStatic = p.gateReads()
+	p.warm = newWarmCache(p.ix.words, len(p.ix.steps))
+	heads := make([]*compiledRule, len(p.gate))
+	for gi, g := range p.gate {
+		heads[gi] = g.r
+	}
+	p.gateStatic = p.staticReads(heads, false)
 	var probed []*compiledRule
 	for gi, g := range p.gate {
 		if g.settle == settleProbe {
@@ -386,6 +398,9 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 	if len(probed) > 0 {
 		if probe, err := newProbe(probed); err == nil {
 			p.probe = probe
+			p.probeStatic = p.staticReads(probed, true)
+			p.probeHeaders = headersOnly(probed)
+			p.memo = newProbeMemo(probed)
 		} else {
 			for _, gi := range p.probed {
 				p.gate[gi].settle = settleNone
@@ -396,24 +411,35 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 	return p
 }
 
-// gateReads returns the static TX values the gate's first links read: the
-// names in their operators' macros (%{tx.name}) and TX selections.
-func (p *plan) gateReads() []txValue {
+// staticReads returns the static TX values the rules read: the names in
+// their operators' macros (%{tx.name}) and TX selections, of their first
+// links only or, with chains, of every link (and every macro of the rule's
+// text, actions included).
+func (p *plan) staticReads(rules []*compiledRule, chains bool) []txValue {
 	names := map[string]bool{}
-	for _, g := range p.gate {
-		for _, ref := range macros(g.r.opData) {
+	for _, r := range rules {
+		refs := macros(r.opData)
+		if chains {
+			refs = macros(r.raw)
+		}
+		for _, ref := range refs {
 			if name, ok := strings.CutPrefix(strings.ToLower(ref), "tx."); ok {
 				names[name] = true
 			}
 		}
-		for _, v := range g.r.vars {
-			if v.v != variables.TX {
-				continue
+		for c := r; c != nil; c = c.chain {
+			for _, v := range c.vars {
+				if v.v != variables.TX {
+					continue
+				}
+				if v.keyStr == "" {
+					return p.static // a regex or the whole collection
+				}
+				names[strings.ToLower(v.keyStr)] = true
 			}
-			if v.keyStr == "" {
-				return p.static // a regex or the whole collection
+			if !chains {
+				break
 			}
-			names[strings.ToLower(v.keyStr)] = true
 		}
 	}
 	var out []txValue
@@ -423,6 +449,26 @@ func (p *plan) gateReads() []txValue {
 		}
 	}
 	return out
+}
+
+// headersOnly reports whether the rules are phase 1 rules whose every link
+// reads only request headers and TX.
+func headersOnly(rules []*compiledRule) bool {
+	for _, r := range rules {
+		if r.phase != 1 {
+			return false
+		}
+		for c := r; c != nil; c = c.chain {
+			for _, v := range c.vars {
+				switch v.v {
+				case variables.RequestHeaders, variables.RequestHeadersNames, variables.TX:
+				default:
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // headMatches evaluates the first link of r on a transaction, as Coraza

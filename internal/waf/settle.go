@@ -1,13 +1,16 @@
 package waf
 
 import (
+	"encoding/binary"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 
 	"github.com/corazawaf/coraza/v3"
-	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/lambdarasp/lambdarasp/internal/source"
 )
 
 // A few gate rules match nearly every event without ever changing its
@@ -183,8 +186,9 @@ func newProbe(rules []*compiledRule) (coraza.WAF, error) {
 }
 
 // settled reports whether the candidates are all settled: pure, or probed
-// and not matching in the probe transaction (nil when no probe ran).
-func (p *plan) settled(cand []int, probe func() types.Transaction) bool {
+// and not matching (probe answers for one probed gate rule; nil: no probe
+// can run, so a probed candidate is not settled).
+func (p *plan) settled(cand []int, probe func(gi int) bool) bool {
 	isCand := make(bitset, p.ix.words)
 	needProbe := false
 	for _, c := range cand {
@@ -210,16 +214,105 @@ func (p *plan) settled(cand []int, probe func() types.Transaction) bool {
 	if probe == nil {
 		return false
 	}
-	tx := probe()
-	defer tx.Close()
-	matched := map[int]bool{}
-	for _, mr := range tx.MatchedRules() {
-		matched[mr.Rule().ID()] = true
-	}
 	for _, c := range cand {
-		if g := &p.gate[c]; g.settle == settleProbe && matched[g.r.id] {
+		if p.gate[c].settle == settleProbe && probe(c) {
 			return false
 		}
 	}
 	return true
+}
+
+// A probed rule's answer depends only on the values its links read besides
+// TX (which they read only as their own captures or static values, see
+// probeable and staticMacros), and when those are request headers, the same few recur invocation after
+// invocation: one Content-Type, one set of header names per client. The
+// answers are remembered per rule, keyed by those values, so the probe
+// transaction runs only for combinations not seen before.
+type probeMemo struct {
+	mu sync.Mutex
+	// answers[k] is the answers of the rule at p.probed[k]; nil when a
+	// link reads something other than request headers and TX.
+	answers []map[string]bool
+}
+
+// maxProbeAnswers bounds each probed rule's memo: a full one is emptied,
+// so a client that varies its header names each time costs a probe run
+// per invocation and no memory.
+const maxProbeAnswers = 256
+
+func newProbeMemo(rules []*compiledRule) *probeMemo {
+	m := &probeMemo{answers: make([]map[string]bool, len(rules))}
+	for k, r := range rules {
+		if headerKeyed(r) {
+			m.answers[k] = map[string]bool{}
+		}
+	}
+	return m
+}
+
+// headerKeyed reports whether the links of r read only TX and request
+// headers, selected by a plain name or not at all, or their names.
+func headerKeyed(r *compiledRule) bool {
+	for c := r; c != nil; c = c.chain {
+		for _, v := range c.vars {
+			ok := v.v == variables.TX || len(v.exceptions) == 0 && v.keyRx == nil && !v.count &&
+				(v.v == variables.RequestHeaders || v.v == variables.RequestHeadersNames && v.keyStr == "")
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// probeKey appends to dst what the links of r read from the headers, in
+// order and unambiguously: per variable, each string it reads as 1, its
+// length and its bytes, then 0.
+func probeKey(dst []byte, r *compiledRule, headers []source.Header) []byte {
+	for c := r; c != nil; c = c.chain {
+		dst = appendHeaders(dst, c.vars, headers)
+	}
+	return dst
+}
+
+func appendHeaders(dst []byte, vars []ruleVar, headers []source.Header) []byte {
+	for _, v := range vars {
+		if v.v == variables.TX {
+			continue
+		}
+		for _, h := range headers {
+			switch {
+			case v.v == variables.RequestHeadersNames:
+				dst = appendString(dst, h.Name)
+			case v.keyStr == "":
+				dst = appendString(appendString(dst, h.Name), h.Value)
+			case strings.EqualFold(h.Name, v.keyStr):
+				dst = appendString(dst, h.Value)
+			}
+		}
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(append(dst, 1), uint64(len(s))), s...)
+}
+
+// answer returns the remembered answer of probed rule k for key.
+func (m *probeMemo) answer(k int, key []byte) (matched, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	matched, ok = m.answers[k][string(key)]
+	return matched, ok
+}
+
+func (m *probeMemo) remember(k int, key []byte, matched bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.answers[k]
+	if len(a) >= maxProbeAnswers {
+		clear(a)
+	}
+	a[string(key)] = matched
 }

@@ -157,10 +157,42 @@ func (e *Engine) Request(r *source.Request) Result {
 		return e.request(r, nil, nil)
 	}
 	cand := e.requestGate(r)
-	if len(cand) > 0 && !p.settled(cand, func() types.Transaction { return e.probeRequest(r, cand) }) {
+	if len(cand) > 0 && !p.settled(cand, e.prober(r, cand)) {
 		return e.request(r, p, cand)
 	}
 	return p.baseline(r.Violations)
+}
+
+// prober answers, for r, whether a probed gate rule among the candidates
+// matches: from the memo when its headers were seen before, otherwise
+// from one probe transaction run for all of them.
+func (e *Engine) prober(r *source.Request, cand []int) func(gi int) bool {
+	p := e.http
+	var matched map[int]bool // rule id → matched; nil until the probe ran
+	var key []byte
+	return func(gi int) bool {
+		k := slices.Index(p.probed, gi)
+		memo := p.memo.answers[k] != nil
+		if memo {
+			key = probeKey(key[:0], p.gate[gi].r, r.Headers)
+			if m, ok := p.memo.answer(k, key); ok {
+				return m
+			}
+		}
+		if matched == nil {
+			matched = map[int]bool{}
+			tx := e.probeRequest(r, cand)
+			for _, mr := range tx.MatchedRules() {
+				matched[mr.Rule().ID()] = true
+			}
+			tx.Close()
+		}
+		m := matched[p.gate[gi].r.id]
+		if memo {
+			p.memo.remember(k, key, m)
+		}
+		return m
+	}
 }
 
 // probeRequest runs the probe WAF (settle.go) over r, with only the
@@ -173,7 +205,14 @@ func (e *Engine) probeRequest(r *source.Request, cand []int) types.Transaction {
 			tx.(ruleRemover).RemoveRuleByID(p.gate[gi].r.id)
 		}
 	}
-	prefill(tx, p.static)
+	prefill(tx, p.probeStatic)
+	if p.probeHeaders {
+		for _, h := range r.Headers {
+			tx.AddRequestHeader(h.Name, h.Value)
+		}
+		tx.ProcessRequestHeaders()
+		return tx
+	}
 	e.requestHeaders(tx, r)
 	if tx.ProcessRequestHeaders() == nil {
 		requestJSON(tx, r)
@@ -190,7 +229,7 @@ func (e *Engine) requestGate(r *source.Request) []int {
 	defer tx.Close()
 	prefill(tx, p.gateStatic)
 	e.requestHeaders(tx, r)
-	c := newStrCache()
+	c := newStrCache(p.warm)
 	defer c.release()
 	g := newGateEval(p, tx, c)
 	cand := g.candidates(nil, 1)
@@ -319,7 +358,13 @@ type Batch struct {
 }
 
 // NewBatch starts the inspection of one event's records; Close ends it.
-func (e *Engine) NewBatch() *Batch { return &Batch{e: e, cache: newStrCache()} }
+func (e *Engine) NewBatch() *Batch {
+	var warm *warmCache
+	if e.record != nil {
+		warm = e.record.warm
+	}
+	return &Batch{e: e, cache: newStrCache(warm)}
+}
 
 // Close ends the batch: its memory serves the next one. The Batch must not
 // be used afterwards.

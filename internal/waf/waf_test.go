@@ -3,12 +3,12 @@ package waf
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/lambdarasp/lambdarasp/internal/source"
 	"github.com/lambdarasp/lambdarasp/rules"
@@ -166,7 +166,7 @@ func TestCleanRequestSettled(t *testing.T) {
 	e := testEngine(t)
 	settled := func(r *source.Request) bool {
 		cand := e.requestGate(r)
-		return len(cand) == 0 || e.http.settled(cand, func() types.Transaction { return e.probeRequest(r, cand) })
+		return len(cand) == 0 || e.http.settled(cand, e.prober(r, cand))
 	}
 	if c := requestCases[0]; !settled(&c.req) {
 		t.Errorf("clean request %q not settled: candidates %v", c.name, e.requestGate(&c.req))
@@ -177,12 +177,57 @@ func TestCleanRequestSettled(t *testing.T) {
 	post := source.Request{Method: "POST", URI: "/orders", Protocol: "HTTP/1.1",
 		Headers: hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "application/json"),
 		Body:    []byte(`{"qty":2}`), JSON: true, Fields: []source.Field{{Name: "body.qty", Value: "2"}}}
-	if !settled(&post) {
-		t.Errorf("clean JSON POST not settled: candidates %v", e.requestGate(&post))
+	clean := post.Headers
+	outside := hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "text/plain")
+	restricted := hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "application/json",
+		"Content-Encoding", "gzip")
+	// Twice each, interleaved: the second answer comes from the probe's
+	// memo (probeMemo), which must tell the header sets apart.
+	for range 2 {
+		post.Headers = clean
+		if !settled(&post) {
+			t.Errorf("clean JSON POST not settled: candidates %v", e.requestGate(&post))
+		}
+		post.Headers = outside
+		if settled(&post) {
+			t.Error("a content type outside the policy was settled: the 920420 probe did not run")
+		}
+		post.Headers = restricted
+		if settled(&post) {
+			t.Error("a restricted header (920450) was settled")
+		}
 	}
-	post.Headers = hdrs("Host", "api.example.com", "User-Agent", "curl/8.0", "Accept", "*/*", "Content-Type", "text/plain")
+	// The memo is bounded: past maxProbeAnswers distinct header sets it
+	// starts again, and still answers right.
+	for i := range maxProbeAnswers + 10 {
+		post.Headers = hdrs("Content-Type", "application/json", "X-Id-"+strconv.Itoa(i), "1")
+		if !settled(&post) {
+			t.Fatalf("clean POST %d not settled", i)
+		}
+	}
+	for k, a := range e.http.memo.answers {
+		if len(a) > maxProbeAnswers {
+			t.Errorf("probe memo %d holds %d answers, more than %d", k, len(a), maxProbeAnswers)
+		}
+	}
+	post.Headers = outside
 	if settled(&post) {
-		t.Error("a content type outside the policy was settled: the 920420 probe did not run")
+		t.Error("after the memo filled up, a content type outside the policy was settled")
+	}
+}
+
+// Header sets that differ only in how their strings split must not share a
+// probe memo key.
+func TestProbeKeyUnambiguous(t *testing.T) {
+	e := testEngine(t)
+	for _, gi := range e.http.probed {
+		r := e.http.gate[gi].r
+		a := probeKey(nil, r, hdrs("Content-Type", "ab", "X", "c"))
+		b := probeKey(nil, r, hdrs("Content-Type", "a", "bX", "c"))
+		c := probeKey(nil, r, hdrs("Content-Typ", "e", "X", "c"))
+		if string(a) == string(b) || string(a) == string(c) {
+			t.Errorf("rule %d: different headers, same probe key %q", r.id, a)
+		}
 	}
 }
 
@@ -285,4 +330,89 @@ func rulePaths(r Result) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// The answers a plan keeps across events (warm.go) change nothing: every
+// request and record gives the same result on its first inspection, when
+// it is seen again (its strings kept) and on an engine that keeps nothing.
+func TestWarmMatchesCold(t *testing.T) {
+	s := rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}
+	warm, err := New(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold, err := New(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold.http.warm, cold.record.warm = nil, nil
+	record := func(e *Engine, rec *source.Record) Result {
+		b := e.NewBatch()
+		defer b.Close()
+		return b.Record(rec)
+	}
+	for round := range 3 {
+		for _, c := range requestCases {
+			if got, want := warm.Request(&c.req), cold.Request(&c.req); !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d, %s: kept answers give %+v, none %+v", round, c.name, got, want)
+			}
+		}
+		for _, c := range recordCases {
+			if got, want := record(warm, &c.rec), record(cold, &c.rec); !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d, %s: kept answers give %+v, none %+v", round, c.name, got, want)
+			}
+		}
+	}
+	for name, w := range map[string]*warmCache{"http": warm.http.warm, "record": warm.record.warm} {
+		if n := len(w.strs); n < 20 {
+			t.Errorf("%s plan kept %d strings after three rounds, want the repeated ones", name, n)
+		}
+		for s, ws := range w.strs {
+			if ws.bits == nil && len(ws.steps) == 0 {
+				t.Errorf("%s plan kept %q with nothing known of it", name, s)
+			}
+		}
+	}
+}
+
+// The warm cache holds at most maxWarmStrings strings of at most
+// maxWarmLen bytes, whatever the events.
+func TestWarmBounded(t *testing.T) {
+	e, err := New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("abc ", maxWarmLen)
+	// Short, but t:utf8toUnicode makes it three times as long.
+	grows := strings.Repeat("é", maxWarmLen/2-10)
+	rec := &source.Record{}
+	for i := range 2 * maxWarmStrings / 50 {
+		rec.Fields = rec.Fields[:0]
+		for j := range 100 { // each value in two events
+			rec.Fields = append(rec.Fields, source.Field{Name: "body.v", Value: fmt.Sprintf("value %d", (i*50+j)%(2*maxWarmStrings))})
+		}
+		rec.Fields = append(rec.Fields, source.Field{Name: "body.long", Value: long}, source.Field{Name: "body.grows", Value: grows})
+		for range 2 {
+			b := e.NewBatch()
+			b.Record(rec)
+			b.Close()
+		}
+		if n := len(e.record.warm.strs); i == 0 && n < 100 {
+			t.Errorf("after two events of 100 values, the warm cache holds %d strings", n)
+		}
+	}
+	w := e.record.warm
+	if len(w.strs) > maxWarmStrings || len(w.seen) > maxWarmSeen {
+		t.Errorf("warm cache holds %d strings and %d hashes, bounds %d and %d", len(w.strs), len(w.seen), maxWarmStrings, maxWarmSeen)
+	}
+	for s, ws := range w.strs {
+		if len(s) > maxWarmLen {
+			t.Errorf("warm cache kept a %d-byte string", len(s))
+		}
+		for _, st := range ws.steps {
+			if len(st.out) > maxWarmLen {
+				t.Errorf("warm cache kept a %d-byte transformation result", len(st.out))
+			}
+		}
+	}
 }

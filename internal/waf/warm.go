@@ -1,0 +1,163 @@
+package waf
+
+import (
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// A function's events repeat most of their strings invocation after
+// invocation: header names and most header values, JSON keys, query
+// names, enumerated values. What the gate learns about a string — its
+// byte features, the rules whose atoms it contains, the operators run on
+// it and their answers, what each transformation makes of it — depends
+// only on the string (volatile rules aside, which evaluate runs again for
+// every transaction), so a plan keeps it across events in a warmCache: an
+// event's string cache (strCache) starts from it, and gives back what the
+// event learnt when it ends.
+//
+// Bounds: a string is kept only once it has been seen in two events (one
+// seen only once costs a hash, not a copy), only when it is at most
+// maxWarmLen bytes, and at most maxWarmStrings of them per plan, with
+// their bitsets and transformation results (which obey the same length
+// bound); a full cache is emptied and learns again. Nothing here is ever
+// logged; the strings are the event's own, as the handler holds them.
+type warmCache struct {
+	words, steps int // of the plan: a gate-rule bitset's length, the transformation steps
+	mu           sync.RWMutex
+	strs         map[string]*warmStr
+	// seen holds the hashes of strings met in one event and not kept yet.
+	seen map[uint64]struct{}
+	seed maphash.Seed
+}
+
+const (
+	maxWarmLen     = 256
+	maxWarmStrings = 2048
+	maxWarmSeen    = 4 * maxWarmStrings
+)
+
+// warmStr is what the gate knows of one string (see strInfo).
+type warmStr struct {
+	feat    uint16
+	scanned uint8
+	bits    []uint64 // hits, done and matched, as in strCache.arena; nil until known
+	steps   []warmStep
+}
+
+// warmStep is what transformation step st makes of the string: same when
+// the string itself (identity or failure), else out.
+type warmStep struct {
+	st   int32
+	same bool
+	out  string
+}
+
+func newWarmCache(words, steps int) *warmCache {
+	return &warmCache{words: words, steps: steps, strs: map[string]*warmStr{}, seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+}
+
+// get returns what is known of s, or nil.
+func (w *warmCache) get(s string) *warmStr {
+	if w == nil || len(s) > maxWarmLen {
+		return nil
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.strs[s]
+}
+
+// step returns what step st makes of the string ws is known as.
+func (w *warmCache) step(ws *warmStr, st int32) (ok, same bool, out string) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	for _, s := range ws.steps {
+		if s.st == st {
+			return true, s.same, s.out
+		}
+	}
+	return false, false, ""
+}
+
+// load copies what is known of ws into string i of c.
+func (w *warmCache) load(c *strCache, i int32, ws *warmStr) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	in := &c.info[i]
+	in.warm = ws
+	in.scanned = ws.scanned
+	if ws.bits != nil {
+		in.bits = int32(len(c.arena))
+		c.arena = append(c.arena, ws.bits...)
+	}
+}
+
+// learn keeps what the event behind c learnt about its short strings:
+// strings already kept get the new answers; others are kept the second
+// time an event meets them.
+func (w *warmCache) learn(c *strCache) {
+	words, steps := w.words, w.steps
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range c.info {
+		in := &c.info[i]
+		if in.s == "" || len(in.s) > maxWarmLen {
+			continue
+		}
+		ws := in.warm
+		if ws == nil {
+			if ws = w.strs[in.s]; ws == nil {
+				if !w.seenBefore(in.s) {
+					continue
+				}
+				if len(w.strs) >= maxWarmStrings {
+					clear(w.strs)
+				}
+				ws = &warmStr{feat: in.feat}
+				w.strs[strings.Clone(in.s)] = ws
+			}
+		}
+		ws.scanned |= in.scanned
+		if in.bits >= 0 {
+			if ws.bits == nil {
+				ws.bits = make([]uint64, 3*words)
+			}
+			for k, b := range c.arena[in.bits : in.bits+int32(3*words)] {
+				ws.bits[k] |= b
+			}
+		}
+		if in.next < 0 {
+			continue
+		}
+		for st, j := range c.nexts[in.next : in.next+int32(steps)] {
+			if j == 0 || slices.ContainsFunc(ws.steps, func(s warmStep) bool { return s.st == int32(st) }) {
+				continue
+			}
+			out := c.info[j-1].s
+			same := j-1 == int32(i)
+			if !same && (out == "" || len(out) > maxWarmLen) {
+				continue
+			}
+			if !same {
+				out = strings.Clone(out)
+			}
+			ws.steps = append(ws.steps, warmStep{st: int32(st), same: same, out: out})
+		}
+	}
+}
+
+// seenBefore reports whether s was met in an earlier event, and notes that
+// it was met in this one.
+func (w *warmCache) seenBefore(s string) bool {
+	h := maphash.String(w.seed, s)
+	if _, ok := w.seen[h]; ok {
+		delete(w.seen, h)
+		return true
+	}
+	if len(w.seen) >= maxWarmSeen {
+		clear(w.seen)
+	}
+	w.seen[h] = struct{}{}
+	return false
+}
