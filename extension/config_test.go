@@ -25,7 +25,8 @@ func TestFromEnv(t *testing.T) {
 	}
 	d := c.withDefaults()
 	if d.ReportAddr != report.DefaultAddr || d.TelemetryPort != defaultTelemetryPort || d.DecisionsFile != decision.DefaultPath ||
-		d.PolicyFile != defaultPolicyFile || d.ReportWait != 20*time.Millisecond || d.PolicyPoll != time.Minute || d.WebhookFormat != "json" {
+		d.PolicyFile != defaultPolicyFile || d.ReportWait != 20*time.Millisecond || d.PolicyPoll != time.Minute || d.WebhookFormat != "json" ||
+		d.CodeDir != "/var/task" || d.CodeSHA256 != "" || d.VulnFile != "" {
 		t.Errorf("defaults: %+v", d)
 	}
 	for _, p := range []string{"2772", "2773", "4317", "4318", "8124", "9001"} {
@@ -33,14 +34,18 @@ func TestFromEnv(t *testing.T) {
 			t.Errorf("a default port is %s, which another common extension uses", p)
 		}
 	}
-	c = FromEnv(env(map[string]string{envTelemetryPort: "0", envReportWait: "0", envWebhookFormat: "Slack", envPolicyPoll: "30s"}))
-	if c.TelemetryPort != -1 || c.ReportWait != -1 || c.WebhookFormat != "slack" || c.PolicyPoll != 30*time.Second || c.check() != nil {
+	c = FromEnv(env(map[string]string{envTelemetryPort: "0", envReportWait: "0", envWebhookFormat: "Slack", envPolicyPoll: "30s",
+		envTaskRoot: "/task", envCodeSHA256: strings.Repeat("AB", 32), envVulnFile: "/opt/osv.json"}))
+	if c.TelemetryPort != -1 || c.ReportWait != -1 || c.WebhookFormat != "slack" || c.PolicyPoll != 30*time.Second || c.check() != nil ||
+		c.CodeDir != "/task" || c.CodeSHA256 != strings.Repeat("ab", 32) || c.VulnFile != "/opt/osv.json" {
 		t.Errorf("explicit values: %+v, %v", c, c.check())
 	}
-	for name, value := range map[string]string{
-		envTelemetryPort: "70000", envReportWait: "21ms", envReportAddr: "10.0.0.1:7431", envWebhook: "ftp://hooks.example.com/x?token=secret",
-		envWebhookFormat: "xml", envPolicyURL: "file:///etc/policy.json", envPolicyPoll: "10ms",
+	for _, v := range [][2]string{
+		{envTelemetryPort, "70000"}, {envReportWait, "21ms"}, {envReportAddr, "10.0.0.1:7431"}, {envWebhook, "ftp://hooks.example.com/x?token=secret"},
+		{envWebhookFormat, "xml"}, {envPolicyURL, "file:///etc/policy.json"}, {envPolicyPoll, "10ms"},
+		{envCodeSHA256, "sha256:" + strings.Repeat("a", 64)}, {envCodeSHA256, strings.Repeat("a", 63)},
 	} {
+		name, value := v[0], v[1]
 		err := FromEnv(env(map[string]string{name: value})).check()
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: %v; want an error naming the variable", name, value, err)
