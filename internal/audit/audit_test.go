@@ -131,6 +131,28 @@ func TestKMS(t *testing.T) {
 	}
 }
 
+// TestLayerParameter: a layer given by a parameter is judged by its
+// default, and not at all without one.
+func TestLayerParameter(t *testing.T) {
+	const tmpl = `Parameters:
+  Layer: {Type: String%s}
+Resources:
+  Api:
+    Type: AWS::Serverless::Function
+    Properties: {Runtime: provided.al2023, Tracing: Active, Layers: [!Ref Layer]}
+`
+	for def, want := range map[string]string{
+		"": "",
+		", Default: arn:aws:lambda:eu-west-1:123456789012:layer:otel:1":       "LR-AUDIT-013 Api",
+		", Default: arn:aws:lambda:eu-west-1:123456789012:layer:lambdarasp:1": "",
+	} {
+		r := Audit([]File{{Path: "t.yaml", Data: []byte(fmt.Sprintf(tmpl, def))}})
+		if got := strings.Join(ids(r), ","); got != want || len(r.Errors) > 0 {
+			t.Errorf("default %q: findings %q, errors %v; want %q", def, got, r.Errors, want)
+		}
+	}
+}
+
 func TestTrustedAccounts(t *testing.T) {
 	for _, p := range []string{"008-unknown-account.yaml", "aws/policy-unknown-account.json"} {
 		if r := Audit(read(t, p), WithTrustedAccounts("111122223333")); len(r.Findings) > 0 {

@@ -13,7 +13,7 @@ func (a *auditor) configuration(file string, c *node) error {
 	if name == "" {
 		return fmt.Errorf("FunctionName: want the function's name")
 	}
-	fn := &function{resource: name, file: file, line: c.get("FunctionName").line}
+	fn := &function{resource: name, file: file, line: c.get("FunctionName").line, layersKnown: true}
 	fn.runtime, fn.runtimeLine = c.get("Runtime").text(), c.get("Runtime").line
 	fn.image = c.get("PackageType").text() == "Image"
 	fn.kms = c.get("KMSKeyArn").text() != ""

@@ -25,6 +25,7 @@ type function struct {
 	tracingLine int
 	layers      []string // every name, ARN or logical id the layers mention
 	layersLine  int
+	layersKnown bool     // false when a layer is a value only the deployment knows
 	async       []string // asynchronous triggers, by name
 	onFailure   bool     // DLQ or on-failure destination
 }
@@ -85,7 +86,7 @@ func (a *auditor) check(fn *function) {
 	if slices.Contains(deprecated, fn.runtime) {
 		a.add(ruleRuntime, fn.resource, fn.file, cmp.Or(fn.runtimeLine, fn.line), "Runtime %s", fn.runtime)
 	}
-	if !fn.image && !slices.ContainsFunc(fn.layers, func(s string) bool { return strings.Contains(strings.ToLower(s), "lambdarasp") }) {
+	if !fn.image && fn.layersKnown && !slices.ContainsFunc(fn.layers, func(s string) bool { return strings.Contains(strings.ToLower(s), "lambdarasp") }) {
 		ev := "no layers"
 		if len(fn.layers) > 0 {
 			ev = fmt.Sprintf("no layer named lambdarasp among %s", strings.Join(fn.layers, ", "))

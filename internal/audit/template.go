@@ -203,10 +203,15 @@ func (t *template) function(id string, r *node, prop func(...string) *node) *fun
 			fn.env = append(fn.env, variable{name: name, value: value, line: v.line, via: via})
 		}
 	}
+	fn.layersKnown = true
 	if l := prop("Layers"); l != nil {
 		fn.layersLine = l.line
 		for _, x := range l.items() {
-			fn.layers = append(fn.layers, t.mentions(x, 0)...)
+			m := t.mentions(x, 0)
+			if len(m) == 0 || t.unknown(x) {
+				fn.layersKnown = false
+			}
+			fn.layers = append(fn.layers, m...)
 		}
 	}
 	return fn
@@ -330,6 +335,17 @@ func (t *template) target(n *node) string {
 		return ""
 	}
 	return id
+}
+
+// unknown reports a !Ref to a parameter without a Default: a value only
+// the deployment decides.
+func (t *template) unknown(n *node) bool {
+	ref := n.fn("Ref")
+	if ref == nil || t.resources[ref.text()] != nil {
+		return false
+	}
+	_, ok := t.literal(n)
+	return !ok
 }
 
 // mentions lists the strings a layer value names: literal ARNs, and for
