@@ -84,9 +84,10 @@ func ValidAccount(id string) bool { return accountID.MatchString(id) }
 // its content — and returns the findings of all of them together (a role
 // shared by functions of different files is found). A file that cannot be
 // read is in Report.Errors; the others are still audited. Findings are
-// sorted by file, line, rule and resource. Audit never panics on its input;
-// its bounds are MaxFileBytes, MaxDepth and MaxNodes. It is safe for
-// concurrent use.
+// sorted by file, line, rule and resource. Audit never panics on its input
+// (FuzzAudit; and should its own code fail on a file, that is the file's
+// error); its bounds are MaxFileBytes, MaxDepth and MaxNodes. It is safe
+// for concurrent use.
 func Audit(files []File, opts ...Option) Report {
 	c := config{trusted: map[string]bool{}}
 	for _, o := range opts {
@@ -95,7 +96,7 @@ func Audit(files []File, opts ...Option) Report {
 	a := &auditor{config: c, roles: map[string][]roleUse{}}
 	r := Report{Findings: []Finding{}, Errors: []FileError{}}
 	for _, f := range files {
-		err := a.file(f)
+		err := a.safeFile(f)
 		switch {
 		case errors.Is(err, errUnknownKind) && f.Optional:
 		case err != nil:
@@ -126,6 +127,22 @@ type roleUse struct {
 	resource string // the role, as the finding names it
 	file     string
 	line     int
+}
+
+// errBug marks a panic of this package's own code, turned into the
+// file's error so that one odd file cannot crash the command; FuzzAudit
+// fails on it.
+var errBug = errors.New("audit failed on this file (a bug in lambdarasp audit: please report it)")
+
+func (a *auditor) safeFile(f File) (err error) {
+	n := len(a.findings)
+	defer func() {
+		if p := recover(); p != nil {
+			a.findings = a.findings[:n]
+			err = fmt.Errorf("%w: %v", errBug, p)
+		}
+	}()
+	return a.file(f)
 }
 
 func (a *auditor) file(f File) error {

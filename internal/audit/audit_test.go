@@ -359,6 +359,11 @@ func FuzzAudit(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := Audit([]File{{Path: "f", Data: b}, {Path: "g", Data: b}})
+		for _, e := range r.Errors {
+			if strings.Contains(e.Err, errBug.Error()) {
+				t.Fatal(e.Err)
+			}
+		}
 		if r.Files+len(r.Errors) != 2 {
 			t.Fatalf("%d files audited and %d errors for 2 files", r.Files, len(r.Errors))
 		}

@@ -14,7 +14,7 @@ func (a *auditor) configuration(file string, c *node) error {
 		return fmt.Errorf("FunctionName: want the function's name")
 	}
 	fn := &function{resource: name, file: file, line: c.get("FunctionName").line, layersKnown: true}
-	fn.runtime, fn.runtimeLine = c.get("Runtime").text(), c.get("Runtime").line
+	fn.runtime, fn.runtimeLine = c.get("Runtime").text(), lineOf2(c.get("Runtime"), c)
 	fn.image = c.get("PackageType").text() == "Image"
 	fn.kms = c.get("KMSKeyArn").text() != ""
 	fn.tracing = c.get("TracingConfig", "Mode").text() == "Active"
