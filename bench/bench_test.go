@@ -30,8 +30,12 @@ func order(n int) string {
 	m := map[string]any{"customer": map[string]any{"name": names[n%len(names)], "email": fmt.Sprintf("customer%d@example.com", n),
 		"address": fmt.Sprintf("%d Gravenstein Hwy N, Sebastopol", 1005+n)}}
 	items := []map[string]any{}
-	for i := 0; len(fmt.Sprint(items)) < 700; i++ {
-		items = append(items, map[string]any{"sku": fmt.Sprintf("BK-%04d", 37*n+i), "qty": (n+i)%3 + 1, "note": notes[(n+i)%len(notes)]})
+	// Items until fmt.Sprint(items) would be 700 bytes: "[", the items
+	// with a space between, "]".
+	for i, size := 0, 2; size < 700; i++ {
+		item := map[string]any{"sku": fmt.Sprintf("BK-%04d", 37*n+i), "qty": (n+i)%3 + 1, "note": notes[(n+i)%len(notes)]}
+		size += len(fmt.Sprint(item)) + min(i, 1)
+		items = append(items, item)
 	}
 	m["items"] = items
 	b, _ := json.Marshal(m)
