@@ -12,6 +12,8 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/lambdarasp/lambdarasp/internal/source"
 )
 
 // The gate decides, for one event, which gate rules' first links can match
@@ -277,24 +279,24 @@ func phrases(list []string) ([]string, bool) {
 // transaction, with a strCache that may outlive it.
 type gateEval struct {
 	*strCache
-	p     *plan
-	state plugintypes.TransactionState
-	cand  bitset
-	// fields caches the collection queries, which allocate and which
-	// many selections repeat.
-	fields  map[fieldQuery]*fieldValues
+	p       *plan
+	state   plugintypes.TransactionState
+	cand    bitset
 	groups  []evalGroup // value's scratch
 	stepBuf []int32     // steps' scratch
 	// derived are the long strings transformations made for the current
 	// value, with their slot in nexts: forgotten once it is evaluated.
 	derived [][2]int32
+	// args are the body's arguments when the gate holds them (setArgs):
+	// the transaction then has none.
+	args []arg
 }
 
-// fieldValues is a collection query's result, with the index of each
-// value in the string cache.
+// fieldValues is a collection query's result: each value's key, and the
+// value's index in the string cache.
 type fieldValues struct {
-	ms  []types.MatchData
-	ids []int32
+	keys []string
+	ids  []int32
 }
 
 // strCache holds what the gate learns about strings, keyed by content,
@@ -311,6 +313,12 @@ type strCache struct {
 	arena []uint64 // hits, done and matched bitsets, words each
 	nexts []int32  // per string, step → 1 + index of the string it makes, 0 until known
 	found []int32  // scan's scratch
+	// fields caches the gate's collection queries of one phase, which
+	// Coraza allocates and many selections repeat; their keys and ids
+	// are slices of keys and ids.
+	fields map[fieldQuery]fieldValues
+	keys   []string
+	ids    []int32
 	// warm is what the plan knew of strings before this event, and learns
 	// from it at release; nil keeps the cache to one event.
 	warm *warmCache
@@ -319,7 +327,9 @@ type strCache struct {
 // strCaches keeps the string caches of finished events: an event's cache
 // grows to a few hundred strings and their bitsets, which the next event
 // reuses instead of growing them again.
-var strCaches = sync.Pool{New: func() any { return &strCache{strs: map[string]int32{}} }}
+var strCaches = sync.Pool{New: func() any {
+	return &strCache{strs: map[string]int32{}, fields: map[fieldQuery]fieldValues{}}
+}}
 
 // maxPooledStrings is the most strings a cache may hold to go back to the
 // pool: a cache grown by a huge event is dropped, not kept.
@@ -344,7 +354,9 @@ func (c *strCache) release() {
 	}
 	clear(c.strs)
 	clear(c.info) // drop the references to the event's strings
-	c.info, c.arena, c.nexts, c.found = c.info[:0], c.arena[:0], c.nexts[:0], c.found[:0]
+	clear(c.keys)
+	clear(c.fields)
+	c.info, c.arena, c.nexts, c.found, c.keys, c.ids = c.info[:0], c.arena[:0], c.nexts[:0], c.found[:0], c.keys[:0], c.ids[:0]
 	strCaches.Put(c)
 }
 
@@ -371,7 +383,6 @@ func newGateEval(p *plan, tx types.Transaction, c *strCache) *gateEval {
 		p:        p,
 		state:    tx.(plugintypes.TransactionState),
 		cand:     make(bitset, p.ix.words),
-		fields:   map[fieldQuery]*fieldValues{},
 	}
 }
 
@@ -405,8 +416,7 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 // strings.ToLower; both are checked.
 func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms *atomFilter) bool {
 	fv := g.query(&ruleVar{v: v})
-	for _, m := range fv.ms {
-		k := m.Key()
+	for _, k := range fv.keys {
 		if atoms.shows(k) || atoms.shows(strings.ToLower(k)) {
 			return true
 		}
@@ -419,8 +429,8 @@ func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms *atomFilter) bool
 func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 	fv := g.query(rv)
 	n := 0
-	for i, m := range fv.ms {
-		if len(rv.exceptions) > 0 && excepted(rv.exceptions, m.Key()) {
+	for i, k := range fv.keys {
+		if len(rv.exceptions) > 0 && excepted(rv.exceptions, k) {
 			continue
 		}
 		n++
@@ -435,19 +445,82 @@ func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 }
 
 // query is query(state, rv), once per phase, with each value's index in
-// the string cache.
-func (g *gateEval) query(rv *ruleVar) *fieldValues {
+// the string cache; the body's arguments, when the gate holds them (see
+// args), are added to the collections that hold them in Coraza.
+func (g *gateEval) query(rv *ruleVar) fieldValues {
 	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
-	fv := g.fields[q]
-	if fv == nil {
-		fv = &fieldValues{ms: query(g.state, rv)}
-		fv.ids = make([]int32, len(fv.ms))
-		for i, m := range fv.ms {
-			fv.ids[i] = g.str(m.Value())
-		}
-		g.fields[q] = fv
+	if fv, ok := g.fields[q]; ok {
+		return fv
 	}
+	start := len(g.keys)
+	own := rv.v
+	if g.args != nil {
+		switch rv.v {
+		case variables.Args:
+			own = variables.ArgsGet
+		case variables.ArgsNames:
+			own = variables.ArgsGetNames
+		case variables.ArgsPost, variables.ArgsPostNames:
+			own = variables.Unknown
+		}
+	}
+	if own != variables.Unknown {
+		sel := *rv
+		sel.v = own
+		for _, m := range query(g.state, &sel) {
+			g.keys = append(g.keys, m.Key())
+			g.ids = append(g.ids, g.str(m.Value()))
+		}
+	}
+	if own != rv.v {
+		names := rv.v == variables.ArgsNames || rv.v == variables.ArgsPostNames
+		for _, a := range g.args {
+			key := g.info[a.name].s
+			if !selects(rv, key) {
+				continue
+			}
+			g.keys = append(g.keys, key)
+			if names {
+				g.ids = append(g.ids, a.name)
+			} else {
+				g.ids = append(g.ids, a.value)
+			}
+		}
+	}
+	end := len(g.keys)
+	fv := fieldValues{keys: g.keys[start:end:end], ids: g.ids[start:end:end]}
+	g.fields[q] = fv
 	return fv
+}
+
+// selects reports whether the variable's key selects an argument named
+// key, as Coraza's case-insensitive argument collections select it (by
+// the lowercased name).
+func selects(rv *ruleVar, key string) bool {
+	switch {
+	case rv.keyRx != nil:
+		return rv.keyRx.MatchString(strings.ToLower(key))
+	case rv.keyStr != "":
+		return strings.ToLower(rv.keyStr) == strings.ToLower(key)
+	}
+	return true
+}
+
+// arg is an argument of the body held by the gate: its name and value,
+// indexes in the string cache.
+type arg struct{ name, value int32 }
+
+// setArgs has the gate hold the fields as the body's arguments (ARGS_POST),
+// named as addFields names them, instead of reading them from the
+// transaction: a field's name and value become strings of the cache once,
+// and names repeated across events come from the warm cache, not a copy.
+func (g *gateEval) setArgs(fields []source.Field) {
+	var name []byte
+	g.args = make([]arg, 0, len(fields))
+	for _, f := range fields {
+		name = ArgName(name[:0], f.Name)
+		g.args = append(g.args, arg{g.strBytes(name), g.str(f.Value)})
+	}
 }
 
 // value evaluates the selection's rules on one of its values, string vi.
@@ -559,9 +632,27 @@ func (g *gateEval) str(s string) int32 {
 	if i, ok := g.strs[s]; ok {
 		return i
 	}
+	return g.add(s, g.warm.get(s))
+}
+
+// strBytes is str for a string in a scratch buffer: it is copied only
+// when neither this event nor the warm cache has it.
+func (g *gateEval) strBytes(b []byte) int32 {
+	if i, ok := g.strs[string(b)]; ok {
+		return i
+	}
+	if ws := g.warm.get(string(b)); ws != nil {
+		return g.add(ws.s, ws)
+	}
+	return g.add(string(b), nil)
+}
+
+// add adds string s, which the cache does not have, with what the warm
+// cache knows of it (ws, or nil).
+func (g *gateEval) add(s string, ws *warmStr) int32 {
 	i := int32(len(g.info))
 	g.strs[s] = i
-	if ws := g.warm.get(s); ws != nil {
+	if ws != nil {
 		g.info = append(g.info, strInfo{s: s, feat: ws.feat, bits: -1, next: -1})
 		g.warm.load(g.strCache, i, ws)
 		return i

@@ -64,6 +64,9 @@ type plan struct {
 	probeHeaders bool
 	memo         *probeMemo
 	warm         *warmCache // what the gate learnt of strings in earlier events
+	// argsFree is true when no gate rule's operator has a macro reading
+	// arguments: the gate may then hold a body's arguments itself.
+	argsFree bool
 }
 
 type gateRule struct {
@@ -383,6 +386,14 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 	}
 	p.buildGate(atoms)
 	p.warm = newWarmCache(p.ix.words, len(p.ix.steps))
+	p.argsFree = true
+	for _, g := range p.gate {
+		for _, m := range macros(g.r.opData) {
+			if strings.HasPrefix(strings.ToLower(m), "args") {
+				p.argsFree = false
+			}
+		}
+	}
 	heads := make([]*compiledRule, len(p.gate))
 	for gi, g := range p.gate {
 		heads[gi] = g.r

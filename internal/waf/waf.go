@@ -51,6 +51,9 @@ type Engine struct {
 	// http and record are the fast-path plans; nil runs every rule on
 	// every event (the reference).
 	http, record *plan
+	// argLimit is SecArgumentsLimit: Coraza keeps no more arguments of a
+	// kind, and the gate holds a body's arguments itself only up to it.
+	argLimit int
 }
 
 // Coraza's transaction implements these; New checks that it still does.
@@ -102,7 +105,7 @@ func New(s rules.Settings, reference bool) (*Engine, error) {
 	if _, ok := state.Variables().RequestBodyProcessor().(setter); !ok {
 		return nil, errors.New("coraza request body processor cannot be set: unsupported Coraza version")
 	}
-	e := &Engine{waf: w}
+	e := &Engine{waf: w, argLimit: s.MaxArgs}
 	if reference {
 		return e, nil
 	}
@@ -234,7 +237,12 @@ func (e *Engine) requestGate(r *source.Request) []int {
 	g := newGateEval(p, tx, c)
 	cand := g.candidates(nil, 1)
 	if r.JSON || len(r.Body) == 0 {
-		requestJSON(tx, r)
+		if e.holdsArgs(p, r.Fields) {
+			requestLength(tx, r)
+			g.setArgs(r.Fields)
+		} else {
+			requestJSON(tx, r)
+		}
 		return g.candidates(cand, 2)
 	}
 	// Coraza parses this body itself: its values are known only once
@@ -318,10 +326,21 @@ var (
 // its parser (CRS 920539 relies on REQBODY_PROCESSOR, 920640 on the
 // length).
 func requestJSON(tx types.Transaction, r *source.Request) {
+	requestLength(tx, r)
+	addFields(tx, r.Fields)
+}
+
+func requestLength(tx types.Transaction, r *source.Request) {
 	if len(r.Body) > 0 {
 		setVar(tx, variables.RequestBodyLength, strconv.Itoa(len(r.Body)))
 	}
-	addFields(tx, r.Fields)
+}
+
+// holdsArgs reports whether the gate holds the fields itself (setArgs)
+// rather than in its transaction: when Coraza would keep them all, and no
+// gate rule's operator reads arguments through a macro.
+func (e *Engine) holdsArgs(p *plan, fields []source.Field) bool {
+	return p.argsFree && len(fields) <= e.argLimit
 }
 
 func setVar(tx types.Transaction, v variables.RuleVariable, value string) {
@@ -395,7 +414,11 @@ func (b *Batch) gate(rec *source.Record) []int {
 	setVar(tx, variables.ReqbodyProcessor, "JSON")
 	g := newGateEval(p, tx, b.cache)
 	cand := g.candidates(nil, 1)
-	addFields(tx, rec.Fields)
+	if e.holdsArgs(p, rec.Fields) {
+		g.setArgs(rec.Fields)
+	} else {
+		addFields(tx, rec.Fields)
+	}
 	return g.candidates(cand, 2)
 }
 

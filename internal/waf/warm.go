@@ -40,6 +40,7 @@ const (
 
 // warmStr is what the gate knows of one string (see strInfo).
 type warmStr struct {
+	s       string // the string, as the cache's key holds it
 	feat    uint16
 	scanned uint8
 	bits    []uint64 // hits, done and matched, as in strCache.arena; nil until known
@@ -114,8 +115,8 @@ func (w *warmCache) learn(c *strCache) {
 				if len(w.strs) >= maxWarmStrings {
 					clear(w.strs)
 				}
-				ws = &warmStr{feat: in.feat}
-				w.strs[strings.Clone(in.s)] = ws
+				ws = &warmStr{s: strings.Clone(in.s), feat: in.feat}
+				w.strs[ws.s] = ws
 			}
 		}
 		ws.scanned |= in.scanned
