@@ -14,9 +14,10 @@
 //     ACCESS KEY, SECRET KEY; an AWS secret access key (40 characters of
 //     base64) under such a name is told apart. Weaker words — KEY (or a word
 //     ending in KEY), AUTH, SALT, HMAC, SIGNATURE, SESSION, COOKIE — count
-//     only when the value is a high-entropy token too: 16 characters or
-//     more, no spaces, at least two of lower case, upper case and digits,
-//     and 3 bits of entropy or more per character.
+//     only when the value is a random-looking token too: 16 hex digits or
+//     more, or 16 characters or more of base64 or base64url mixing lower
+//     case, upper case and digits with 3.5 bits of entropy per character
+//     or more (not a path, a host name, a date or words).
 //
 // A name is not a finding when it also has a word that says the value
 // describes a secret rather than being one (ARN, NAME, ID, PATH, FILE,

@@ -259,10 +259,22 @@ func isPlain(v string) bool {
 	return false
 }
 
-// highEntropy reports a value that looks random: 16 characters or more,
-// no spaces, two character classes or more, 3 bits per character or more.
+// hexToken and b64Token are the alphabets of random tokens.
+var (
+	hexToken = regexp.MustCompile(`^[0-9A-Fa-f]{16,}$`)
+	b64Token = regexp.MustCompile(`^[A-Za-z0-9+/=_-]{16,}$`)
+)
+
+// highEntropy reports a value that looks like a random token: 16 hex
+// digits or more with letters and digits among them, or 16 characters or
+// more of base64 or base64url with lower case, upper case and digits and
+// 3.5 bits of entropy per character or more. Paths, host names, dates and
+// words (uploads/2024, orders-v2-2024-11-22) are not.
 func highEntropy(v string) bool {
-	if len(v) < 16 || strings.ContainsAny(v, " \t\n") || classes(v) < 2 {
+	if hexToken.MatchString(v) {
+		return strings.ContainsAny(v, "0123456789") && strings.ContainsAny(v, "abcdefABCDEF")
+	}
+	if !b64Token.MatchString(v) || classes(v) < 3 {
 		return false
 	}
 	var counts [256]int
@@ -276,7 +288,7 @@ func highEntropy(v string) bool {
 			h -= p * math.Log2(p)
 		}
 	}
-	return h >= 3
+	return h >= 3.5
 }
 
 // classes counts which of lower case, upper case and digits v has.

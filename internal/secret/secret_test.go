@@ -79,6 +79,16 @@ var cases = []struct {
 	{"CACHE_KEY", "orders", ""},
 	{"PARTITION_KEY", "customerId", ""},
 	{"SORT_KEY", "created-at-descending", ""},
+	{"S3_KEY", "uploads/incoming/2024", ""},
+	{"CACHE_KEY", "orders-v2-2024-11-22", ""},
+	{"OBJECT_KEY", "reports/2024/daily-01.csv", ""},
+	{"IDEMPOTENCY_KEY_JMESPATH", "powertools_json(body).orderId", ""},
+	{"KEY_ALIAS", "alias/orders-key-2024", ""},
+	{"AUTH_DOMAIN", "auth.example-2024.com", ""},
+	{"SORT_KEY", "createdAt#2024", ""},
+	{"HMAC_KEY", "0123456789012345", ""},            // digits only: not hex-looking
+	{"SIGNING_KEY", "zzzzzzzzzzzzzzzzzzzzzzZ1", ""}, // too little entropy
+	{"HMAC_KEY", "NzQ3YjE5ZGEtMjU0Ny00ZDQ5LWE4", HighEntropy},
 	{"STRIPE_PUBLISHABLE", "pk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", ""},
 	{"LAMBDARASP_MODE", "block", ""},
 	{"HOME_URL", "https://example.com/a:b@c", ""},
