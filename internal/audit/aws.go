@@ -14,11 +14,11 @@ func (a *auditor) configuration(file string, c *node) error {
 		return fmt.Errorf("FunctionName: want the function's name")
 	}
 	fn := &function{resource: name, file: file, line: c.get("FunctionName").line, layersKnown: true}
-	fn.runtime, fn.runtimeLine = c.get("Runtime").text(), lineOf2(c.get("Runtime"), c)
+	fn.runtime, fn.runtimeLine = c.get("Runtime").text(), lineOr(c.get("Runtime"), c)
 	fn.image = c.get("PackageType").text() == "Image"
 	fn.kms = c.get("KMSKeyArn").text() != ""
 	fn.tracing = c.get("TracingConfig", "Mode").text() == "Active"
-	fn.tracingLine = lineOf2(c.get("TracingConfig"), c)
+	fn.tracingLine = lineOr(c.get("TracingConfig"), c)
 	if vars := c.get("Environment", "Variables"); vars != nil && vars.kind == mapNode {
 		for i, k := range vars.keys {
 			if v := vars.vals[i]; v.kind == scalarNode {

@@ -177,12 +177,12 @@ func (a *auditor) permission(t *template, id string, r *node) {
 			return // the function URL's own permission: LR-AUDIT-006 is about it
 		}
 		if p.get("SourceArn") == nil && p.get("SourceAccount") == nil && p.get("PrincipalOrgID") == nil {
-			a.add(ruleAnyPrincipal, id, t.file, lineOf2(pn, r), "Principal * without SourceArn, SourceAccount or PrincipalOrgID")
+			a.add(ruleAnyPrincipal, id, t.file, lineOr(pn, r), "Principal * without SourceArn, SourceAccount or PrincipalOrgID")
 		}
 		return
 	}
 	if m := principalAccount.FindStringSubmatch(principal); m != nil && !a.trusted[m[1]] {
-		a.add(ruleUnknownAccount, id, t.file, lineOf2(pn, r), "Principal %s: account %s is not the template's own nor in --trusted-accounts", principal, m[1])
+		a.add(ruleUnknownAccount, id, t.file, lineOr(pn, r), "Principal %s: account %s is not the template's own nor in --trusted-accounts", principal, m[1])
 	}
 }
 

@@ -72,7 +72,7 @@ func (a *auditor) template(file string, root *node) error {
 		switch r.get("Type").text() {
 		case "AWS::Lambda::Url":
 			if v, _ := t.literal(p.get("AuthType")); v == "NONE" {
-				a.add(rulePublicURL, id, file, lineOf2(p.get("AuthType"), r), "AuthType NONE%s", target(byName(p.get("TargetFunctionArn"))))
+				a.add(rulePublicURL, id, file, lineOr(p.get("AuthType"), r), "AuthType NONE%s", forFunction(byName(p.get("TargetFunctionArn"))))
 			}
 		case "AWS::Lambda::Permission":
 			fn := byName(p.get("FunctionName"))
@@ -83,7 +83,7 @@ func (a *auditor) template(file string, root *node) error {
 			a.permission(t, id, r)
 		case "AWS::Lambda::EventSourceMapping":
 			if kind := t.batchSource(p.get("EventSourceArn")); kind != "" && !reportsFailures(p.get("FunctionResponseTypes")) {
-				a.add(ruleNoPartialBatch, id, file, r.line, "%s mapping%s without FunctionResponseTypes [ReportBatchItemFailures]", kind, target(byName(p.get("FunctionName"))))
+				a.add(ruleNoPartialBatch, id, file, r.line, "%s mapping%s without FunctionResponseTypes [ReportBatchItemFailures]", kind, forFunction(byName(p.get("FunctionName"))))
 			}
 		case "AWS::Lambda::EventInvokeConfig":
 			if fn := byName(p.get("FunctionName")); fn != nil && p.get("DestinationConfig", "OnFailure", "Destination") != nil {
@@ -98,16 +98,16 @@ func (a *auditor) template(file string, root *node) error {
 	return nil
 }
 
-// target is ", function X" for evidence, or "".
-func target(fn *function) string {
+// forFunction is ", function X" for evidence, or "".
+func forFunction(fn *function) string {
 	if fn == nil {
 		return ""
 	}
 	return ", function " + fn.resource
 }
 
-// lineOf2 is n's line, or else r's.
-func lineOf2(n, r *node) int {
+// lineOr is n's line, or else r's.
+func lineOr(n, r *node) int {
 	if n != nil && n.line > 0 {
 		return n.line
 	}
@@ -132,7 +132,7 @@ func (a *auditor) samFunction(t *template, id string, r *node) *function {
 	}
 	fn.onFailure = prop("DeadLetterQueue", "TargetArn") != nil || prop("EventInvokeConfig", "DestinationConfig", "OnFailure", "Destination") != nil
 	if v, _ := t.literal(prop("FunctionUrlConfig", "AuthType")); v == "NONE" {
-		a.add(rulePublicURL, id, t.file, lineOf2(prop("FunctionUrlConfig", "AuthType"), r), "FunctionUrlConfig AuthType NONE")
+		a.add(rulePublicURL, id, t.file, lineOr(prop("FunctionUrlConfig", "AuthType"), r), "FunctionUrlConfig AuthType NONE")
 	}
 	ev := local.get("Events")
 	if ev != nil && ev.kind == mapNode {
