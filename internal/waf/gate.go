@@ -339,6 +339,9 @@ const maxPooledStrings = 4096
 func newStrCache(warm *warmCache) *strCache {
 	c := strCaches.Get().(*strCache)
 	c.warm = warm
+	if warm != nil {
+		warm.mu.RLock() // until release (see warmCache)
+	}
 	return c
 }
 
@@ -346,6 +349,7 @@ func newStrCache(warm *warmCache) *strCache {
 // the pool, emptied; c must not be used afterwards.
 func (c *strCache) release() {
 	if c.warm != nil {
+		c.warm.mu.RUnlock()
 		c.warm.learn(c)
 		c.warm = nil
 	}

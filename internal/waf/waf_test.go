@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lambdarasp/lambdarasp/internal/source"
 	"github.com/lambdarasp/lambdarasp/rules"
@@ -446,4 +447,31 @@ func TestArgumentLimit(t *testing.T) {
 			t.Errorf("%d arguments, limit 3: the attack in the last was not blocked", n)
 		}
 	}
+}
+
+// An event never waits for another to teach the warm cache: one still
+// open (its cache read-locked) leaves the next to skip teaching.
+func TestWarmNeverWaits(t *testing.T) {
+	e, err := New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := e.NewBatch()
+	done := make(chan Result)
+	go func() {
+		b := e.NewBatch()
+		defer close(done)
+		res := b.Record(&recordCases[1].rec)
+		b.Close()
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if !res.Blocked {
+			t.Errorf("attack not blocked while another batch was open: %+v", res)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a batch waited for another batch to end")
+	}
+	open.Close()
 }

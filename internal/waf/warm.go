@@ -59,20 +59,22 @@ func newWarmCache(words, steps int) *warmCache {
 	return &warmCache{words: words, steps: steps, strs: map[string]*warmStr{}, seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 }
 
-// get returns what is known of s, or nil.
+// An event's string cache holds w.mu read-locked from newStrCache to
+// release (so that reading costs no atomic operation per string), and
+// learn takes the write lock only if it is free at once: an event never
+// waits for another, and one that cannot teach drops what it learnt.
+
+// get returns what is known of s, or nil; the caller holds w.mu.
 func (w *warmCache) get(s string) *warmStr {
 	if w == nil || len(s) > maxWarmLen {
 		return nil
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
 	return w.strs[s]
 }
 
-// step returns what step st makes of the string ws is known as.
+// step returns what step st makes of the string ws is known as; the caller
+// holds w.mu.
 func (w *warmCache) step(ws *warmStr, st int32) (ok, same bool, out string) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
 	for _, s := range ws.steps {
 		if s.st == st {
 			return true, s.same, s.out
@@ -81,10 +83,9 @@ func (w *warmCache) step(ws *warmStr, st int32) (ok, same bool, out string) {
 	return false, false, ""
 }
 
-// load copies what is known of ws into string i of c.
+// load copies what is known of ws into string i of c; the caller holds
+// w.mu.
 func (w *warmCache) load(c *strCache, i int32, ws *warmStr) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
 	in := &c.info[i]
 	in.warm = ws
 	in.scanned = ws.scanned
@@ -99,7 +100,9 @@ func (w *warmCache) load(c *strCache, i int32, ws *warmStr) {
 // time an event meets them.
 func (w *warmCache) learn(c *strCache) {
 	words, steps := w.words, w.steps
-	w.mu.Lock()
+	if !w.mu.TryLock() {
+		return
+	}
 	defer w.mu.Unlock()
 	for i := range c.info {
 		in := &c.info[i]
