@@ -374,6 +374,12 @@ var recordProfile = [][2]int{{911000, 911999}, {913000, 913999}, {920000, 920999
 type Batch struct {
 	e     *Engine
 	cache *strCache
+	// tx is the gate's transaction for records whose fields the gate
+	// holds (holdsArgs): it then has only what every record has (static
+	// TX values, the JSON body processor), so one serves the batch, and
+	// its phase 1 candidates, cand1, are the same for every record.
+	tx    types.Transaction
+	cand1 []int
 }
 
 // NewBatch starts the inspection of one event's records; Close ends it.
@@ -390,6 +396,10 @@ func (e *Engine) NewBatch() *Batch {
 func (b *Batch) Close() {
 	b.cache.release()
 	b.cache = nil
+	if b.tx != nil {
+		b.tx.Close()
+		b.tx = nil
+	}
 }
 
 // Record inspects one event record with the event profile.
@@ -408,18 +418,29 @@ func (b *Batch) Record(rec *source.Record) Result {
 // rec.
 func (b *Batch) gate(rec *source.Record) []int {
 	e, p := b.e, b.e.record
+	if !e.holdsArgs(p, rec.Fields) {
+		tx := recordTx(e, p)
+		defer tx.Close()
+		g := newGateEval(p, tx, b.cache)
+		cand := g.candidates(nil, 1)
+		addFields(tx, rec.Fields)
+		return g.candidates(cand, 2)
+	}
+	if b.tx == nil {
+		b.tx = recordTx(e, p)
+		b.cand1 = newGateEval(p, b.tx, b.cache).candidates(nil, 1)
+	}
+	g := newGateEval(p, b.tx, b.cache)
+	g.setArgs(rec.Fields)
+	return g.candidates(b.cand1[:len(b.cand1):len(b.cand1)], 2)
+}
+
+// recordTx is a gate transaction with what every record has.
+func recordTx(e *Engine, p *plan) types.Transaction {
 	tx := e.waf.NewTransaction()
-	defer tx.Close()
 	prefill(tx, p.gateStatic)
 	setVar(tx, variables.ReqbodyProcessor, "JSON")
-	g := newGateEval(p, tx, b.cache)
-	cand := g.candidates(nil, 1)
-	if e.holdsArgs(p, rec.Fields) {
-		g.setArgs(rec.Fields)
-	} else {
-		addFields(tx, rec.Fields)
-	}
-	return g.candidates(cand, 2)
+	return tx
 }
 
 func (e *Engine) recordRun(rec *source.Record, p *plan, cand []int) Result {
