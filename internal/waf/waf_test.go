@@ -388,10 +388,14 @@ func TestWarmBounded(t *testing.T) {
 	// Short, but t:utf8toUnicode makes it three times as long.
 	grows := strings.Repeat("é", maxWarmLen/2-10)
 	rec := &source.Record{}
+	peak := 0
 	for i := range 2 * maxWarmStrings / 50 {
 		rec.Fields = rec.Fields[:0]
 		for j := range 100 { // each value in two events
-			rec.Fields = append(rec.Fields, source.Field{Name: "body.v", Value: fmt.Sprintf("value %d", (i*50+j)%(2*maxWarmStrings))})
+			v := fmt.Sprintf("value %d ", (i*50+j)%(2*maxWarmStrings))
+			// Near the length bound, with bytes transformations change.
+			v += strings.Repeat("A%41&#65;/*x*/ ", (maxWarmLen-len(v))/16)
+			rec.Fields = append(rec.Fields, source.Field{Name: "body.v", Value: v})
 		}
 		rec.Fields = append(rec.Fields, source.Field{Name: "body.long", Value: long}, source.Field{Name: "body.grows", Value: grows})
 		for range 2 {
@@ -402,10 +406,23 @@ func TestWarmBounded(t *testing.T) {
 		if n := len(e.record.warm.strs); i == 0 && n < 100 {
 			t.Errorf("after two events of 100 values, the warm cache holds %d strings", n)
 		}
+		peak = max(peak, e.record.warm.bytes)
 	}
 	w := e.record.warm
 	if len(w.strs) > maxWarmStrings || len(w.seen) > maxWarmSeen {
 		t.Errorf("warm cache holds %d strings and %d hashes, bounds %d and %d", len(w.strs), len(w.seen), maxWarmStrings, maxWarmSeen)
+	}
+	kept := 0
+	for s, ws := range w.strs {
+		kept += len(s)
+		for _, st := range ws.steps {
+			if !st.same {
+				kept += len(st.out)
+			}
+		}
+	}
+	if kept != w.bytes || peak > maxWarmBytes {
+		t.Errorf("warm cache held up to %d bytes of strings (counted %d now, %d), bound %d", peak, kept, w.bytes, maxWarmBytes)
 	}
 	for s, ws := range w.strs {
 		if len(s) > maxWarmLen {

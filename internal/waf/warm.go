@@ -21,7 +21,9 @@ import (
 // seen only once costs a hash, not a copy), only when it is at most
 // maxWarmLen bytes, and at most maxWarmStrings of them per plan, with
 // their bitsets and transformation results (which obey the same length
-// bound); a full cache is emptied and learns again. Nothing here is ever
+// bound), and at most maxWarmBytes of strings and results in all (with
+// the bitsets, step lists and the seen hashes: under 2 MB per plan at
+// worst); a full cache is emptied and learns again. Nothing here is ever
 // logged; the strings are the event's own, as the handler holds them.
 type warmCache struct {
 	words, steps int // of the plan: a gate-rule bitset's length, the transformation steps
@@ -29,12 +31,15 @@ type warmCache struct {
 	strs         map[string]*warmStr
 	// seen holds the hashes of strings met in one event and not kept yet.
 	seen map[uint64]struct{}
-	seed maphash.Seed
+	// bytes counts the bytes of the strings and results kept.
+	bytes int
+	seed  maphash.Seed
 }
 
 const (
 	maxWarmLen     = 256
 	maxWarmStrings = 2048
+	maxWarmBytes   = 512 << 10
 	maxWarmSeen    = 4 * maxWarmStrings
 )
 
@@ -116,7 +121,10 @@ func (w *warmCache) learn(c *strCache) {
 					continue
 				}
 				if len(w.strs) >= maxWarmStrings {
-					clear(w.strs)
+					w.empty()
+				}
+				if !w.room(len(in.s)) {
+					continue
 				}
 				ws = &warmStr{s: strings.Clone(in.s), feat: in.feat}
 				w.strs[ws.s] = ws
@@ -144,11 +152,31 @@ func (w *warmCache) learn(c *strCache) {
 				continue
 			}
 			if !same {
+				if !w.room(len(out)) {
+					break // ws went with the rest
+				}
 				out = strings.Clone(out)
 			}
 			ws.steps = append(ws.steps, warmStep{st: int32(st), same: same, out: out})
 		}
 	}
+}
+
+// room counts n more bytes of strings to keep, or, when they would pass
+// maxWarmBytes, empties the cache and reports false: they are not to be
+// kept (nor anything the caller was adding to).
+func (w *warmCache) room(n int) bool {
+	if w.bytes+n > maxWarmBytes {
+		w.empty()
+		return false
+	}
+	w.bytes += n
+	return true
+}
+
+func (w *warmCache) empty() {
+	clear(w.strs)
+	w.bytes = 0
 }
 
 // seenBefore reports whether s was met in an earlier event, and notes that
