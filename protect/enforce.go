@@ -23,9 +23,7 @@ func (in *Inspector) classify(payload []byte) (v Verdict) {
 			v = Verdict{Source: string(source.Direct), Action: Allow}
 		}
 	}()
-	lim := in.cfg.limits
-	ev := source.Parse(payload, source.Limits{MaxDepth: lim.MaxDepth, MaxFields: lim.MaxFields, MaxValueBytes: lim.MaxValueBytes})
-	return Verdict{Source: string(ev.Kind), Action: Allow, event: ev}
+	return in.parse(payload)
 }
 
 // refusal turns v into a verdict that blocks the whole event, every

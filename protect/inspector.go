@@ -149,13 +149,20 @@ func exclusionDirective(e exclusion) string {
 	return fmt.Sprintf("SecRuleUpdateTargetById %d \"%s\"", e.rule, strings.Join(targets, "|"))
 }
 
+// parse is the verdict on payload before any rule ran: its source, Allow,
+// and the event parsed within the configured limits.
+func (in *Inspector) parse(payload []byte) Verdict {
+	lim := in.cfg.limits
+	ev := source.Parse(payload, source.Limits{MaxDepth: lim.MaxDepth, MaxFields: lim.MaxFields, MaxValueBytes: lim.MaxValueBytes})
+	return Verdict{Source: string(ev.Kind), Action: Allow, event: ev}
+}
+
 // Inspect classifies payload and runs the rules over its untrusted fields.
 // It never modifies payload. Mode does not change the Verdict: it is what
 // the rules decide.
 func (in *Inspector) Inspect(payload []byte) Verdict {
-	lim := in.cfg.limits
-	ev := source.Parse(payload, source.Limits{MaxDepth: lim.MaxDepth, MaxFields: lim.MaxFields, MaxValueBytes: lim.MaxValueBytes})
-	v := Verdict{Source: string(ev.Kind), Action: Allow, event: ev}
+	v := in.parse(payload)
+	ev := v.event
 	if ev.Kind.HTTP() {
 		if ev.Request != nil {
 			res := in.engine.Request(ev.Request)
@@ -172,7 +179,7 @@ func (in *Inspector) Inspect(payload []byte) Verdict {
 	defer batch.Close()
 	for i := range ev.Records {
 		rec := &ev.Records[i]
-		if i >= lim.MaxRecords {
+		if i >= in.cfg.limits.MaxRecords {
 			v.blockRecord(i, Finding{Rule: ruleRecords, Message: "Batch exceeds the record limit", Path: rec.Path, Record: rec.Index})
 			continue
 		}
