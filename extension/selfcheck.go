@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/semver"
+
 	"github.com/lambdarasp/lambdarasp/internal/anomaly"
 	"github.com/lambdarasp/lambdarasp/internal/codedigest"
 	"github.com/lambdarasp/lambdarasp/internal/secret"
@@ -149,11 +151,13 @@ func (c *selfCheck) modulesOf(db vulnDB) {
 		m := d.Path + "@" + d.Version
 		path, version := d.Path, d.Version
 		if r := d.Replace; r != nil {
+			// A directory replacement's version is "(devel)": the code is not
+			// any published version, and nothing matches it.
 			m += " => " + r.Path
-			if r.Version != "" {
+			if semver.IsValid(r.Version) {
 				m += "@" + r.Version
 			}
-			path, version = r.Path, r.Version // a directory replacement has no version: nothing to match
+			path, version = r.Path, r.Version
 		}
 		c.modules = append(c.modules, m)
 		flag(path, version, "module "+path+" "+version)

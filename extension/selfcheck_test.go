@@ -3,6 +3,7 @@ package extension
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/lambdarasp/lambdarasp/internal/anomaly"
 	"github.com/lambdarasp/lambdarasp/internal/codedigest"
 	"github.com/lambdarasp/lambdarasp/internal/decision"
+	"github.com/lambdarasp/lambdarasp/internal/testbin"
 )
 
 // The OSV samples in testdata/osv: a real Go vulnerability database entry
@@ -255,5 +257,50 @@ func TestEnvSecrets(t *testing.T) {
 		if strings.Contains(out+logs.String(), v[5:]) {
 			t.Errorf("%s's value reached the output", name)
 		}
+	}
+}
+
+// The modules of a binary built for the purpose (internal/testbin): a
+// dependency replaced by a directory is listed with its replacement and
+// never matched at the version it replaces; the standard library is
+// matched at the binary's Go release. Without a bootstrap, the binary is
+// the file _HANDLER names.
+func TestModules(t *testing.T) {
+	src := t.TempDir()
+	for name, content := range map[string]string{
+		"go.mod":     "module example.com/fn\n\ngo 1.26\n\nrequire example.com/dep v1.0.0\n\nreplace example.com/dep => ./dep\n",
+		"main.go":    "package main\n\nimport \"example.com/dep\"\n\nfunc main() { println(dep.Hello()) }\n",
+		"dep/go.mod": "module example.com/dep\n\ngo 1.26\n",
+		"dep/dep.go": "package dep\n\nfunc Hello() string { return \"hello\" }\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code := t.TempDir()
+	if err := testbin.BuildModule(code, "handler", src); err != nil {
+		t.Fatal(err)
+	}
+	release := strings.TrimPrefix(goSemver(runtime.Version()), "v")
+	db, err := parseVulns([]byte(`[
+		{"id":"GO-TEST-1","affected":[{"package":{"ecosystem":"Go","name":"example.com/dep"},"versions":["1.0.0"]}]},
+		{"id":"GO-TEST-2","affected":[{"package":{"ecosystem":"Go","name":"stdlib"},"versions":["` + release + `"]}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan bool, 1)
+	c := checkSelf(Config{CodeDir: code, Handler: "handler"}, db, gate)
+	if c.binary != filepath.Join(code, "handler") || c.buildErr != nil || c.main != "example.com/fn@(devel)" ||
+		!slices.Equal(c.modules, []string{"example.com/dep@v1.0.0 => ./dep"}) {
+		t.Errorf("binary %s (%v), main %s, modules %q", c.binary, c.buildErr, c.main, c.modules)
+	}
+	if len(c.vulnerable) != 1 || c.vulnerable[0].Subject != "stdlib@v"+release || !strings.Contains(c.vulnerable[0].Message, "is affected by GO-TEST-2") {
+		t.Errorf("vulnerable %+v", c.vulnerable)
+	}
+	if c := checkSelf(Config{CodeDir: code}, db, gate); c.binary != "" || len(c.vulnerable) != 0 {
+		t.Errorf("without bootstrap or _HANDLER: binary %q", c.binary)
 	}
 }
