@@ -82,6 +82,10 @@ type Config struct {
 	// against which the modules compiled into the function are checked at
 	// start. Empty: modules are listed, not checked.
 	VulnFile string
+	// SecretsAccepted are variables the start self-check does not report
+	// as secrets: the deployer knows and accepts them (a Slack webhook URL
+	// in LAMBDARASP_WEBHOOK_URL, say).
+	SecretsAccepted []string
 	// Environ is the environment checked for secrets at start, as
 	// os.Environ returns it (the extension shares the function's
 	// variables). Nil: none is checked.
@@ -118,24 +122,25 @@ const (
 
 // Environment variables, read in this one place.
 const (
-	envRuntimeAPI    = "AWS_LAMBDA_RUNTIME_API"
-	envFunctionName  = "AWS_LAMBDA_FUNCTION_NAME"
-	envReportAddr    = "LAMBDARASP_REPORT_ADDR"
-	envTelemetryPort = "LAMBDARASP_TELEMETRY_PORT"
-	envDecisions     = "LAMBDARASP_DECISIONS_FILE"
-	envPolicy        = "LAMBDARASP_POLICY_FILE"
-	envPolicyURL     = "LAMBDARASP_POLICY_URL"
-	envPolicyPoll    = "LAMBDARASP_POLICY_POLL"
-	envReportWait    = "LAMBDARASP_REPORT_WAIT"
-	envWebhook       = "LAMBDARASP_WEBHOOK_URL"
-	envWebhookFormat = "LAMBDARASP_WEBHOOK_FORMAT"
-	envOTLPAddr      = "LAMBDARASP_OTLP_ADDR"
-	envOTLPQueue     = "LAMBDARASP_OTLP_QUEUE_BYTES"
-	envCodeDir       = "LAMBDARASP_CODE_DIR"
-	envCodeSHA256    = "LAMBDARASP_CODE_SHA256"
-	envVulnFile      = "LAMBDARASP_VULN_FILE"
-	envTaskRoot      = "LAMBDA_TASK_ROOT"
-	envHandler       = "_HANDLER"
+	envRuntimeAPI      = "AWS_LAMBDA_RUNTIME_API"
+	envFunctionName    = "AWS_LAMBDA_FUNCTION_NAME"
+	envReportAddr      = "LAMBDARASP_REPORT_ADDR"
+	envTelemetryPort   = "LAMBDARASP_TELEMETRY_PORT"
+	envDecisions       = "LAMBDARASP_DECISIONS_FILE"
+	envPolicy          = "LAMBDARASP_POLICY_FILE"
+	envPolicyURL       = "LAMBDARASP_POLICY_URL"
+	envPolicyPoll      = "LAMBDARASP_POLICY_POLL"
+	envReportWait      = "LAMBDARASP_REPORT_WAIT"
+	envWebhook         = "LAMBDARASP_WEBHOOK_URL"
+	envWebhookFormat   = "LAMBDARASP_WEBHOOK_FORMAT"
+	envOTLPAddr        = "LAMBDARASP_OTLP_ADDR"
+	envOTLPQueue       = "LAMBDARASP_OTLP_QUEUE_BYTES"
+	envCodeDir         = "LAMBDARASP_CODE_DIR"
+	envCodeSHA256      = "LAMBDARASP_CODE_SHA256"
+	envVulnFile        = "LAMBDARASP_VULN_FILE"
+	envSecretsAccepted = "LAMBDARASP_SECRETS_ACCEPTED"
+	envTaskRoot        = "LAMBDA_TASK_ROOT"
+	envHandler         = "_HANDLER"
 )
 
 // FromEnv reads the settings from the environment. A variable it cannot
@@ -163,6 +168,11 @@ func fromEnv(getenv func(string) string) (Config, error) {
 		CodeSHA256:    strings.ToLower(strings.TrimSpace(getenv(envCodeSHA256))),
 		Handler:       strings.TrimSpace(getenv(envHandler)),
 		VulnFile:      strings.TrimSpace(getenv(envVulnFile)),
+	}
+	for _, name := range strings.Split(getenv(envSecretsAccepted), ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			c.SecretsAccepted = append(c.SecretsAccepted, name)
+		}
 	}
 	if c.CodeDir == "" {
 		c.CodeDir = strings.TrimSpace(getenv(envTaskRoot))

@@ -26,7 +26,7 @@ func TestFromEnv(t *testing.T) {
 	d := c.withDefaults()
 	if d.ReportAddr != report.DefaultAddr || d.TelemetryPort != defaultTelemetryPort || d.DecisionsFile != decision.DefaultPath ||
 		d.PolicyFile != defaultPolicyFile || d.ReportWait != 20*time.Millisecond || d.PolicyPoll != time.Minute || d.WebhookFormat != "json" ||
-		d.CodeDir != "/var/task" || d.CodeSHA256 != "" || d.VulnFile != "" {
+		d.CodeDir != "/var/task" || d.CodeSHA256 != "" || d.VulnFile != "" || d.SecretsAccepted != nil {
 		t.Errorf("defaults: %+v", d)
 	}
 	for _, p := range []string{"2772", "2773", "4317", "4318", "8124", "9001"} {
@@ -35,9 +35,11 @@ func TestFromEnv(t *testing.T) {
 		}
 	}
 	c = FromEnv(env(map[string]string{envTelemetryPort: "0", envReportWait: "0", envWebhookFormat: "Slack", envPolicyPoll: "30s",
-		envTaskRoot: "/task", envCodeSHA256: strings.Repeat("AB", 32), envVulnFile: "/opt/osv.json"}))
+		envTaskRoot: "/task", envCodeSHA256: strings.Repeat("AB", 32), envVulnFile: "/opt/osv.json",
+		envSecretsAccepted: " LAMBDARASP_WEBHOOK_URL, ,DB_PASSWORD"}))
 	if c.TelemetryPort != -1 || c.ReportWait != -1 || c.WebhookFormat != "slack" || c.PolicyPoll != 30*time.Second || c.check() != nil ||
-		c.CodeDir != "/task" || c.CodeSHA256 != strings.Repeat("ab", 32) || c.VulnFile != "/opt/osv.json" {
+		c.CodeDir != "/task" || c.CodeSHA256 != strings.Repeat("ab", 32) || c.VulnFile != "/opt/osv.json" ||
+		strings.Join(c.SecretsAccepted, "|") != "LAMBDARASP_WEBHOOK_URL|DB_PASSWORD" {
 		t.Errorf("explicit values: %+v, %v", c, c.check())
 	}
 	for _, v := range [][2]string{

@@ -4,6 +4,7 @@ import (
 	"debug/buildinfo"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ type selfCheck struct {
 func checkSelf(cfg Config, db vulnDB, gate <-chan bool) selfCheck {
 	start := time.Now()
 	c := selfCheck{codeDir: cfg.CodeDir, expected: cfg.CodeSHA256}
-	c.secrets = secretsIn(cfg.Environ)
+	c.secrets = secretsIn(cfg.Environ, cfg.SecretsAccepted)
 	c.binary = functionBinary(cfg.CodeDir, cfg.Handler)
 	if c.binary != "" {
 		c.modulesOf(db)
@@ -72,11 +73,12 @@ func checkSelf(cfg Config, db vulnDB, gate <-chan bool) selfCheck {
 }
 
 // secretsIn finds the variables of environ that hold a secret in plain
-// text, leaving out those Lambda sets itself.
-func secretsIn(environ []string) []anomaly.Anomaly {
+// text (leaving out those Lambda sets itself, see secret.Scan), but for
+// the names accepted.
+func secretsIn(environ, accepted []string) []anomaly.Anomaly {
 	env := make(map[string]string, len(environ))
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && !lambdaSets(k) {
+		if k, v, ok := strings.Cut(kv, "="); ok && !slices.Contains(accepted, k) {
 			env[k] = v
 		}
 	}
@@ -84,21 +86,9 @@ func secretsIn(environ []string) []anomaly.Anomaly {
 	for _, f := range secret.Scan(env) {
 		as = append(as, anomaly.Anomaly{Type: envSecret, Severity: anomaly.Medium, Subject: f.Name,
 			Message: "environment variable " + f.Name + " holds a secret in plain text (" + string(f.Kind) + ", " + f.Masked +
-				"): read it from Secrets Manager or Parameter Store instead"})
+				"): read it from Secrets Manager or Parameter Store instead, or accept it in " + envSecretsAccepted})
 	}
 	return as
-}
-
-// lambdaSets reports whether Lambda sets the variable name in every
-// environment (the execution role's credentials, its own endpoints): not
-// the deployer's doing, and no finding.
-func lambdaSets(name string) bool {
-	switch name {
-	case "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "_X_AMZN_TRACE_ID":
-		return true
-	}
-	return strings.HasPrefix(name, "AWS_LAMBDA_")
 }
 
 // functionBinary is the function's executable: bootstrap in the code

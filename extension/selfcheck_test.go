@@ -231,6 +231,10 @@ func TestEnvSecrets(t *testing.T) {
 	for k, v := range secrets {
 		cfg.Environ = append(cfg.Environ, k+"="+v)
 	}
+	// Accepted by the deployer (LAMBDARASP_SECRETS_ACCEPTED): not reported.
+	cfg.SecretsAccepted = []string{"LAMBDARASP_WEBHOOK_URL", "ACCEPTED_TOKEN"}
+	cfg.Environ = append(cfg.Environ, "LAMBDARASP_WEBHOOK_URL=https://hooks.slack.com/services/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",
+		"ACCEPTED_TOKEN=ghp_9876543210abcdefghijABCDEFGHIJ0123456789")
 	cfg.Environ = append(cfg.Environ, // what Lambda sets: the execution role's credentials
 		"AWS_ACCESS_KEY=ASIAQWERTYUIOPASDFGH", "AWS_ACCESS_KEY_ID=ASIAQWERTYUIOPASDFGH",
 		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AWS_SESSION_TOKEN=IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ",
@@ -249,6 +253,9 @@ func TestEnvSecrets(t *testing.T) {
 	}
 	if strings.Contains(out, `"subject":"AWS_`) {
 		t.Errorf("Lambda's own credentials alerted:\n%s", out)
+	}
+	if strings.Contains(out, `"subject":"LAMBDARASP_WEBHOOK_URL"`) || strings.Contains(out, `"subject":"ACCEPTED_TOKEN"`) {
+		t.Errorf("an accepted variable alerted:\n%s", out)
 	}
 	if !strings.Contains(out, "(aws-access-key-id, AKIA…(20 chars))") || !strings.Contains(logs.String(), `"secrets":8`) {
 		t.Errorf("alerts:\n%s\nlog:\n%s", out, logs.String())

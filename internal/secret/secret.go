@@ -102,19 +102,25 @@ type Finding struct {
 	Masked string // Mask(value)
 }
 
-// reserved are the variables Lambda itself sets with the execution role's
-// credentials: they are in every function's environment and are not the
-// deployer's doing, so Scan skips them.
-var reserved = map[string]bool{"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true}
+// LambdaSets reports whether Lambda sets the variable name in every
+// environment (the execution role's credentials, its own endpoints and
+// tokens): they are not the deployer's doing, so Scan skips them.
+func LambdaSets(name string) bool {
+	switch name {
+	case "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "_X_AMZN_TRACE_ID":
+		return true
+	}
+	return strings.HasPrefix(name, "AWS_LAMBDA_")
+}
 
-// Scan judges every variable of env, sorted by name. It skips the
-// credentials Lambda sets for the execution role (AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), and finds an AWS secret access
-// key beside an access key id whatever the key's name.
+// Scan judges every variable of env, sorted by name. It skips those Lambda
+// sets (LambdaSets), and finds an AWS secret access key beside an access
+// key id whatever the key's name.
 func Scan(env map[string]string) []Finding {
 	names := make([]string, 0, len(env))
 	for n := range env {
-		if !reserved[n] {
+		if !LambdaSets(n) {
 			names = append(names, n)
 		}
 	}

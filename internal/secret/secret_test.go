@@ -107,14 +107,16 @@ func TestFind(t *testing.T) {
 
 func TestScan(t *testing.T) {
 	env := map[string]string{
-		"KEY_ONE":               akia,
-		"KEY_TWO":               awsSecretKey,                  // a weak name: found as what it is beside the id
-		"VALUE_THREE":           strings.ToLower(awsSecretKey), // no name at all
-		"TABLE":                 "orders",
-		"AWS_ACCESS_KEY_ID":     asia, // Lambda's own: skipped
-		"AWS_SECRET_ACCESS_KEY": awsSecretKey,
-		"AWS_SESSION_TOKEN":     "IQoJb3JpZ2luX2VjEJr...",
-		"DB_PASSWORD":           "hunter22",
+		"KEY_ONE":                           akia,
+		"KEY_TWO":                           awsSecretKey,                  // a weak name: found as what it is beside the id
+		"VALUE_THREE":                       strings.ToLower(awsSecretKey), // no name at all
+		"TABLE":                             "orders",
+		"AWS_ACCESS_KEY_ID":                 asia, // Lambda's own: skipped
+		"AWS_SECRET_ACCESS_KEY":             awsSecretKey,
+		"AWS_SESSION_TOKEN":                 "IQoJb3JpZ2luX2VjEJr...",
+		"AWS_ACCESS_KEY":                    asia, // Lambda's too
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN": "IQoJb3JpZ2luX2VjEJrQWERTYUIOPASDFGHJKL0123456789abc",
+		"DB_PASSWORD":                       "hunter22",
 	}
 	got := fmt.Sprint(Scan(env))
 	want := fmt.Sprint([]Finding{
