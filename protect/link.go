@@ -34,6 +34,7 @@ type link struct {
 	watcher *decision.Watcher // nil: decisions off
 	logger  *slog.Logger
 	seen    atomic.Bool // the extension has been reachable
+	broken  atomic.Bool // the decisions file is unreadable, and that was logged
 }
 
 func newLink(cfg config) (*link, error) {
@@ -77,15 +78,21 @@ func (l *link) reachability(reachable bool, err error) {
 
 // active returns the decisions in force, or nil: no link, decisions off,
 // no extension listening, or no decisions file. A file that cannot be read
-// is logged once per change and the last good decisions stay.
+// leaves the last good decisions in force (none: the rules alone); that
+// is logged once, and once more when the file is good again.
 func (l *link) active(ctx context.Context) *decision.Active {
 	if l == nil || l.watcher == nil || (l.sender != nil && !l.sender.Reachable()) {
 		return nil
 	}
 	a, err := l.watcher.Load()
-	if err != nil {
-		l.logger.LogAttrs(ctx, slog.LevelError, "lambdarasp decisions unreadable: keeping the last good ones",
-			slog.String("file", l.watcher.Path()), slog.String("error", err.Error()))
+	switch {
+	case err != nil:
+		if !l.broken.Swap(true) {
+			l.logger.LogAttrs(ctx, slog.LevelError, "lambdarasp decisions unreadable: keeping the last good ones",
+				slog.String("file", l.watcher.Path()), slog.String("error", err.Error()))
+		}
+	case l.broken.Load() && l.broken.Swap(false):
+		l.logger.LogAttrs(ctx, slog.LevelInfo, "lambdarasp decisions readable again", slog.String("file", l.watcher.Path()))
 	}
 	return a
 }

@@ -303,6 +303,11 @@ func TestNoExtensionAtInit(t *testing.T) {
 	}
 }
 
+// A decisions file that cannot be read — truncated, garbage, empty, too
+// large, another version — never loosens anything: the last good
+// decisions stay in force (here a quarantine), the rules still block, and
+// the failure is logged once for as long as it lasts, however often the
+// file changes. A good file is enforced again, and said so once.
 func TestDecisionsFileUnreadable(t *testing.T) {
 	x := newExtension(t)
 	x.publish(t, decision.Decisions{Quarantine: &decision.Quarantine{Until: time.Now().Add(time.Hour)}})
@@ -310,19 +315,62 @@ func TestDecisionsFileUnreadable(t *testing.T) {
 	next := &recorder{out: []byte(`{}`)}
 	h := linked(t, x, next, &logs)
 	_, _ = h.Invoke(ctxFor("r1"), []byte(httpClean))
-	if err := os.WriteFile(x.decisions, []byte(`{"version":1,"quarantine":`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if out, _ := h.Invoke(ctxFor("r"), []byte(httpClean)); !strings.Contains(string(out), "403") {
-			t.Errorf("broken decisions file dropped the last good quarantine: %s", out)
+	x.next(t)
+	huge := `{"version":1,"blocked_ips":[` + strings.Repeat(`{"ip":"198.51.100.1","until":"2099-01-01T00:00:00Z"},`, decision.MaxFileBytes/50) + `{"ip":"198.51.100.1","until":"2099-01-01T00:00:00Z"}]}`
+	broken := []string{`{"version":1,"quarantine":`, "\x00\x01 not json", "", huge, `{"version":2}`, `{"version":1,"blocked_ips":[{"ip":"nope"}]}`}
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(x.decisions, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if n := strings.Count(logs.String(), "lambdarasp decisions unreadable"); n != 1 {
-		t.Errorf("%d 'unreadable' lines, want 1", n)
+	for _, content := range broken {
+		write(content)
+		if out, _ := h.Invoke(ctxFor("r"), []byte(httpClean)); !strings.Contains(string(out), `"statusCode":403`) {
+			t.Errorf("decisions file %.30q dropped the last good quarantine: %s", content, out)
+		}
+		x.next(t)
 	}
 	if next.calls != 0 {
-		t.Errorf("handler ran %d times", next.calls)
+		t.Errorf("handler ran %d times in quarantine", next.calls)
+	}
+	if n := strings.Count(logs.String(), "lambdarasp decisions unreadable"); n != 1 {
+		t.Errorf("%d 'unreadable' lines for %d broken files in a row, want 1:\n%s", n, len(broken), logs.String())
+	}
+
+	// A good file again, without the quarantine: enforced, said once.
+	x.publish(t, decision.Decisions{})
+	for range 2 {
+		if _, err := h.Invoke(ctxFor("r"), []byte(httpClean)); err != nil {
+			t.Fatal(err)
+		}
+		x.next(t)
+	}
+	if next.calls != 2 || strings.Count(logs.String(), "lambdarasp decisions readable again") != 1 {
+		t.Errorf("good file again: the handler ran %d of 2 times; want it to run and one 'readable again' line:\n%s", next.calls, logs.String())
+	}
+
+	// Whatever a file says beyond decisions is ignored: nothing in it can
+	// turn inspection off or loosen what the code configured.
+	write(`{"version":1,"mode":"off","paranoia":0,"anomaly_threshold":1000,"exclude":[942100],"rules":[],"allow":["*"]}`)
+	if out, err := h.Invoke(ctxFor("r"), []byte(httpSQLi)); err != nil || !strings.Contains(string(out), `"statusCode":403`) {
+		t.Errorf("SQL injection with a decisions file that asks for less: %s, %v; want the 403", out, err)
+	}
+	x.next(t)
+
+	// Broken from the start: no decisions, the rules alone.
+	write("garbage")
+	var logs2 bytes.Buffer
+	next2 := &recorder{out: []byte(`{}`)}
+	h2 := linked(t, x, next2, &logs2)
+	if _, err := h2.Invoke(ctxFor("r"), []byte(httpClean)); err != nil || next2.calls != 1 {
+		t.Errorf("clean request, no good decisions ever: %v, %d calls", err, next2.calls)
+	}
+	if out, _ := h2.Invoke(ctxFor("r"), []byte(httpSQLi)); !strings.Contains(string(out), `"statusCode":403`) {
+		t.Errorf("SQL injection, no good decisions ever: %s; want the 403", out)
+	}
+	if n := strings.Count(logs2.String(), "lambdarasp decisions unreadable"); n != 1 {
+		t.Errorf("%d 'unreadable' lines, want 1", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -115,15 +116,28 @@ func Write(path string, d Decisions) error {
 	return nil
 }
 
+// MaxFileBytes bounds the file: Read refuses a larger one without reading
+// it whole. The extension's own lists (1,000 blocked IPs, 256 denied
+// destinations) take about 200 KB.
+const MaxFileBytes = 1 << 20
+
 // Read reads and parses the file at path. A file that does not exist is
-// no decisions, not an error.
+// no decisions, not an error; one larger than MaxFileBytes is an error.
 func Read(path string) (Decisions, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Decisions{}, nil
 	}
 	if err != nil {
 		return Decisions{}, fmt.Errorf("decision: read %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	switch {
+	case err != nil:
+		return Decisions{}, fmt.Errorf("decision: read %s: %w", path, err)
+	case len(b) > MaxFileBytes:
+		return Decisions{}, fmt.Errorf("decision: read %s: larger than %d bytes", path, MaxFileBytes)
 	}
 	return Parse(b)
 }
@@ -242,6 +256,7 @@ type Watcher struct {
 type snapshot struct {
 	stamp  stamp
 	active *Active
+	err    error // the file at stamp could not be used; active is the last good
 }
 
 // NewWatcher returns a Watcher of the file at path. Nothing is read yet.
@@ -255,20 +270,22 @@ func NewWatcher(path string) *Watcher {
 func (w *Watcher) Path() string { return w.path }
 
 // Load returns the decisions in the file. When the file's stamp is
-// unchanged since the last call it returns the same *Active without
-// reading. A file that disappears means no decisions. A file that cannot
-// be read or parsed keeps the last good decisions and returns the error,
-// once per change of the file.
+// unchanged since the last call it returns the same *Active (and error)
+// without reading. A file that disappears means no decisions. A file that
+// cannot be read or parsed (truncated, garbage, empty, larger than
+// MaxFileBytes, another version) keeps the last good decisions in force —
+// a broken file never lifts a decision — and Load returns the error with
+// them for as long as the file stays so.
 func (w *Watcher) Load() (*Active, error) {
 	st, ok := statFile(w.path)
 	cur := w.cur.Load()
 	if st == cur.stamp {
-		return cur.active, nil
+		return cur.active, cur.err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if cur = w.cur.Load(); st == cur.stamp {
-		return cur.active, nil
+		return cur.active, cur.err
 	}
 	if !ok {
 		w.cur.Store(&snapshot{stamp: st})
@@ -276,7 +293,7 @@ func (w *Watcher) Load() (*Active, error) {
 	}
 	d, err := Read(w.path)
 	if err != nil {
-		w.cur.Store(&snapshot{stamp: st, active: cur.active})
+		w.cur.Store(&snapshot{stamp: st, active: cur.active, err: err})
 		return cur.active, err
 	}
 	a := newActive(d)

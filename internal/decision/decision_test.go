@@ -122,16 +122,18 @@ func TestWatcher(t *testing.T) {
 		t.Error("unchanged file parsed again")
 	}
 
-	// A broken file keeps the last good decisions and says so once.
-	if err := os.WriteFile(path, []byte(`{"version":1,`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a3, err := w.Load()
-	if err == nil || a3 != a1 {
-		t.Errorf("broken file: %v, %v; want the last good decisions and an error", a3, err)
-	}
-	if a4, err := w.Load(); err != nil || a4 != a1 {
-		t.Errorf("broken file, second Load: %v, %v; want the last good decisions, no error", a4, err)
+	// A broken file keeps the last good decisions, and says so for as
+	// long as it stays broken, whatever breaks it next.
+	huge := `{"version":1,"blocked_ips":[` + strings.Repeat(`{"ip":"203.0.113.9","until":"2026-01-02T15:01:00Z"},`, MaxFileBytes/50) + `{"ip":"203.0.113.9","until":"2026-01-02T15:01:00Z"}]}`
+	for _, broken := range []string{`{"version":1,`, `{"version":1,"quarantine":{"until":"2026-01-02T15:05:00Z"`, "\x00\xff garbage", "", `{"version":2}`, `[]`, huge} {
+		if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if a, err := w.Load(); err == nil || a != a1 {
+				t.Errorf("broken file %.40q: %v, %v; want the last good decisions and an error", broken, a, err)
+			}
+		}
 	}
 
 	// New decisions replace them; a removed file means none.
