@@ -543,7 +543,7 @@ wait:
 			x.log.Warn("lambdarasp OTLP requests not delivered", "pending", n, "dropped_traces", d[0], "dropped_metrics", d[1], "dropped_logs", d[2])
 		}
 	}
-	if x.telemetry != nil && x.telemetry.dropped.Load() > 0 {
-		x.log.Warn("lambdarasp telemetry records lost", "dropped", x.telemetry.dropped.Load())
+	if t := x.telemetry; t != nil && t.dropped.Load()+t.refused.Load() > 0 {
+		x.log.Warn("lambdarasp telemetry records lost", "dropped", t.dropped.Load(), "refused_batches", t.refused.Load())
 	}
 }

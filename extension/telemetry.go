@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -32,10 +33,12 @@ type platformEvent struct {
 // telemetryListener receives the Telemetry API's batches and passes the
 // records the detectors use to the event loop.
 type telemetryListener struct {
-	ln      net.Listener
-	srv     *http.Server
-	events  chan platformEvent
-	dropped atomic.Int64
+	ln       net.Listener
+	srv      *http.Server
+	events   chan platformEvent
+	dropped  atomic.Int64 // records the event loop had no room for
+	refused  atomic.Int64 // batches refused: malformed, too large, too many at once, not from this host
+	inflight atomic.Int64 // batches being read
 }
 
 // listenTelemetry listens on the address Lambda asks telemetry listeners
@@ -63,26 +66,38 @@ func (t *telemetryListener) uri() string {
 
 func (t *telemetryListener) close() { _ = t.srv.Close() }
 
-// maxTelemetryBatch is the largest batch body the listener reads.
-const maxTelemetryBatch = 8 << 20
+// Telemetry listener bounds. Lambda sends one batch at a time, of at most
+// 1,000 records and 256 KiB as the extension subscribes (1 MiB at most).
+// Anything past them is refused or dropped, and counted: memory stays
+// bounded (a few MiB) however the listener is flooded.
+const (
+	maxTelemetryBatch    = 8 << 20 // bytes of one batch body
+	maxTelemetryRecords  = 4096    // records of one batch passed on, the size of the event loop's queue
+	maxTelemetryInflight = 2       // batches read at once; more are answered 503
+)
 
 func (t *telemetryListener) serve(w http.ResponseWriter, r *http.Request) {
 	defer r.Body.Close()
-	// One JSON array and nothing after it (json.Unmarshal refuses trailing
-	// data), within maxTelemetryBatch: Lambda's batches are 1 MB at most.
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxTelemetryBatch+1))
-	var batch []platformEvent
-	if err == nil && len(body) <= maxTelemetryBatch {
-		err = json.Unmarshal(body, &batch)
+	if !localPeer(r) {
+		t.refused.Add(1)
+		http.Error(w, "telemetry is taken from this host only", http.StatusForbidden)
+		return
 	}
-	if err != nil || len(body) > maxTelemetryBatch {
+	if t.inflight.Add(1) > maxTelemetryInflight {
+		t.inflight.Add(-1)
+		t.refused.Add(1)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	defer t.inflight.Add(-1)
+	batch, over, err := readBatch(http.MaxBytesReader(w, r.Body, maxTelemetryBatch))
+	if err != nil {
+		t.refused.Add(1)
 		http.Error(w, "bad batch", http.StatusBadRequest)
 		return
 	}
+	t.dropped.Add(over)
 	for _, e := range batch {
-		if e.Type != "platform.runtimeDone" && e.Type != "platform.report" {
-			continue
-		}
 		select {
 		case t.events <- e:
 		default:
@@ -90,6 +105,64 @@ func (t *telemetryListener) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// readBatch decodes one batch — one JSON array (or null) and nothing after
+// it — record by record, so that a batch of many records costs the ones
+// the detectors use (platform.runtimeDone and platform.report), not a
+// decoded copy of every one. It keeps maxTelemetryRecords of them and
+// counts the rest in over. A batch it cannot read whole is an error, and
+// none of its records is kept.
+func readBatch(body io.Reader) (batch []platformEvent, over int64, err error) {
+	dec := json.NewDecoder(body)
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, 0, err
+	}
+	if tok != nil {
+		if tok != json.Delim('[') {
+			return nil, 0, errors.New("telemetry: a batch is a JSON array")
+		}
+		for dec.More() {
+			var e platformEvent
+			if err := dec.Decode(&e); err != nil {
+				return nil, 0, err
+			}
+			switch {
+			case e.Type != "platform.runtimeDone" && e.Type != "platform.report":
+			case len(batch) == maxTelemetryRecords:
+				over++
+			default:
+				batch = append(batch, e)
+			}
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return nil, 0, err
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, 0, errors.New("telemetry: data after the batch")
+	}
+	return batch, over, nil
+}
+
+// localPeer reports whether r comes from this host: from loopback, or from
+// the address it was sent to (the sandbox address Lambda's Telemetry API
+// posts to, when it is not a loopback one).
+func localPeer(r *http.Request) bool {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	if peer.Addr().Unmap().IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	l, err := netip.ParseAddrPort(local.String())
+	return err == nil && l.Addr().Unmap() == peer.Addr().Unmap()
 }
 
 // UnmarshalJSON reads a record as the Telemetry API sends it.

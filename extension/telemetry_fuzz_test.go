@@ -29,7 +29,9 @@ func FuzzTelemetry(f *testing.F) {
 		const capacity = 4
 		l := &telemetryListener{events: make(chan platformEvent, capacity)}
 		w := httptest.NewRecorder()
-		l.serve(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		req.RemoteAddr = "127.0.0.1:40000"
+		l.serve(w, req)
 		got := len(l.events)
 		var want []string
 		var types []struct {
