@@ -1,6 +1,7 @@
 package extension
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +21,7 @@ type policyServer struct {
 	body     string
 	etag     string
 	status   int
+	delay    time.Duration // before answering
 	requests int
 	notMod   int
 }
@@ -27,6 +29,14 @@ type policyServer struct {
 func newPolicyServer(t *testing.T, body string) *policyServer {
 	p := &policyServer{body: body, etag: `"v1"`, status: 200}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		delay := p.delay
+		p.mu.Unlock()
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.requests++
@@ -103,11 +113,50 @@ func TestPolicySource(t *testing.T) {
 	advance(time.Minute)
 	f.invoke("r5")
 	eventually(t, "r5 served", f.waiting(6))
+	if quarantined() {
+		t.Error("a broken policy changed the decisions")
+	}
+
+	// The source works again and quarantines the fleet; then it answers
+	// 500, garbage, a policy past 1 MiB, and not at all: each poll ends
+	// within its second, the invocation is served, the last good policy
+	// (the quarantine) stays, and the failure is said once more.
+	srv.set(`{"version":1,"rules":[],"quarantine_until":"`+until+`"}`, `"v5"`, 200)
+	advance(time.Minute)
+	f.invoke("r6")
+	eventually(t, "the quarantine set again", func() bool { return f.waiting(7)() && quarantined() })
+	huge := `{"version":1,"rules":[` + strings.Repeat(`{"anomaly":"*","action":"alert"},`, maxPolicyBytes/32) + `{"anomaly":"*","action":"alert"}]}`
+	for i, c := range []struct {
+		body   string
+		status int
+		delay  time.Duration
+	}{
+		{"", 500, 0},
+		{"\x00<html>not a policy", 200, 0},
+		{huge, 200, 0},
+		{`{"version":1,"rules":[]}`, 200, 10 * time.Second},
+	} {
+		srv.set(c.body, fmt.Sprintf(`"bad%d"`, i), c.status)
+		srv.mu.Lock()
+		srv.delay = c.delay
+		srv.mu.Unlock()
+		advance(time.Minute)
+		start := time.Now()
+		f.invoke(fmt.Sprintf("bad%d", i))
+		eventually(t, "served with a bad policy source", f.waiting(8+i))
+		if d := time.Since(start); d > pollTimeout+500*time.Millisecond {
+			t.Errorf("bad source %d: the invocation took %v; want the poll cut at %v", i, d, pollTimeout)
+		}
+	}
+	// Alerts of one type within 5 minutes are counted, not re-sent.
 	if n := strings.Count(stdout.String(), `"AnomalyType":"policy_source"`); n != 1 {
 		t.Errorf("%d policy_source alerts, want 1:\n%s", n, stdout.String())
 	}
-	if quarantined() {
-		t.Error("a broken policy changed the decisions")
+	if n := strings.Count(logs.String(), "lambdarasp policy source unusable"); n != 2 {
+		t.Errorf("%d 'policy source unusable' lines, want 2 (one per failure)", n)
+	}
+	if !quarantined() {
+		t.Error("a failing source lifted the last good policy's quarantine")
 	}
 	if strings.Contains(stdout.String()+logs.String(), "secret-token") {
 		t.Error("the policy URL's secret reached the logs")
