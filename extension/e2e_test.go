@@ -59,6 +59,7 @@ type setup struct {
 	logs                               *extension.SyncBuffer // the environment's log stream
 	diag                               *extension.SyncBuffer // the emulator's own diagnostics
 	hook                               *webhook
+	timeout                            time.Duration // the function's; 0: the emulator's default, 3 s
 }
 
 func newSetup(t *testing.T, policy string, withExtension bool) *setup {
@@ -97,7 +98,7 @@ func (s *setup) start(t *testing.T) *emulator.Emulator {
 	if fn == "" {
 		fn = functionBin
 	}
-	em, err := emulator.Start(ctx, emulator.Config{Function: fn, ExtensionsDir: s.extensions, Env: s.env,
+	em, err := emulator.Start(ctx, emulator.Config{Function: fn, ExtensionsDir: s.extensions, Env: s.env, Timeout: s.timeout,
 		Logs: s.logs, Logger: slog.New(slog.NewJSONHandler(s.diag, nil)), FunctionName: "orders"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/lambdarasp/lambdarasp/internal/otlp"
 )
 
@@ -96,6 +98,10 @@ func (r *relay) close() {
 
 func (r *relay) serve(w http.ResponseWriter, req *http.Request, sig otlp.Signal) {
 	defer req.Body.Close()
+	if !localPeer(req) {
+		http.Error(w, "OTLP is taken from loopback only", http.StatusForbidden)
+		return
+	}
 	if req.Header.Get("Content-Type") != "application/x-protobuf" {
 		http.Error(w, "lambdarasp relays OTLP/HTTP as application/x-protobuf only", http.StatusUnsupportedMediaType)
 		return
@@ -117,10 +123,33 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request, sig otlp.Signal)
 	case len(b) > maxOTLPBody:
 		http.Error(w, "request larger than 4 MiB", http.StatusRequestEntityTooLarge)
 		return
+	case !wellFormed(b):
+		http.Error(w, "not an OTLP export request", http.StatusBadRequest)
+		return
 	}
 	r.add(sig, b)
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK) // an empty Export*ServiceResponse
+}
+
+// wellFormed reports whether b reads as an Export*ServiceRequest at its
+// top level: field 1 (resource_spans, _metrics or _logs), length-delimited,
+// as often as it comes, and nothing else. Requests are concatenated into
+// one batch: a malformed one would make the backend refuse the others with
+// it.
+func wellFormed(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num != 1 || typ != protowire.BytesType {
+			return false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return false
+		}
+		b = b[n+m:]
+	}
+	return true
 }
 
 func index(sig otlp.Signal) int {

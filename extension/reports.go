@@ -14,7 +14,7 @@ type reportListener struct {
 	conn      *net.UDPConn
 	reports   chan report.Report
 	dropped   atomic.Int64 // the event loop fell behind
-	malformed atomic.Int64 // datagrams that are not reports
+	malformed atomic.Int64 // datagrams that are not reports, or not from loopback
 	greeted   atomic.Bool  // a wrapper said hello: it will report
 }
 
@@ -37,9 +37,13 @@ func listenReports(addr string) (*reportListener, error) {
 func (l *reportListener) run() {
 	buf := make([]byte, report.MaxSize+1)
 	for {
-		n, err := l.conn.Read(buf)
+		n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return // closed
+		}
+		if !peer.Addr().Unmap().IsLoopback() {
+			l.malformed.Add(1)
+			continue
 		}
 		r, err := report.Decode(buf[:n])
 		if errors.Is(err, report.ErrHello) {
