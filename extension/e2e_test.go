@@ -150,9 +150,8 @@ func event(t *testing.T, name, ip, path string) []byte {
 	return []byte(s)
 }
 
-// status invokes em with payload and returns the HTTP status the function
-// answered.
-func status(t *testing.T, em *emulator.Emulator, payload []byte) int {
+// invoke runs one invocation of payload under em.
+func invoke(t *testing.T, em *emulator.Emulator, payload []byte) *emulator.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -160,6 +159,14 @@ func status(t *testing.T, em *emulator.Emulator, payload []byte) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res
+}
+
+// status invokes em with payload and returns the HTTP status the function
+// answered.
+func status(t *testing.T, em *emulator.Emulator, payload []byte) int {
+	t.Helper()
+	res := invoke(t, em, payload)
 	if res.FunctionError != "" {
 		return -1
 	}

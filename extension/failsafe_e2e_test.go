@@ -13,18 +13,6 @@ import (
 
 const poisonedBatch, poisonedID = "sqs-batch-one-poisoned.json", "059f36b4-87a3-44ab-83d2-661975265711"
 
-// invoke runs one invocation of payload under em.
-func invoke(t *testing.T, em *emulator.Emulator, payload []byte) *emulator.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	res, err := em.Invoke(ctx, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
 // verdicts checks that the function serves and blocks as the rules and
 // the decision in force (203.0.113.66 blocked) say, on every trigger:
 // HTTP 403, the poisoned SQS record back in batchItemFailures, a direct
