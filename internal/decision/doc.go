@@ -18,5 +18,7 @@
 //	}
 //
 // A decision whose until has passed is ignored. A port of 0 denies every
-// port of the host.
+// port of the host. A file that cannot be used — truncated, garbage,
+// empty, larger than MaxFileBytes, of another version — never lifts a
+// decision: the Watcher keeps the last good ones.
 package decision
