@@ -69,7 +69,7 @@ func (t *telemetryListener) close() { _ = t.srv.Close() }
 // Telemetry listener bounds. Lambda sends one batch at a time, of at most
 // 1,000 records and 256 KiB as the extension subscribes (1 MiB at most).
 // Anything past them is refused or dropped, and counted: memory stays
-// bounded (a few MiB) however the listener is flooded.
+// bounded however the listener is flooded (TestTelemetryFlood measures it).
 const (
 	maxTelemetryBatch    = 8 << 20 // bytes of one batch body
 	maxTelemetryRecords  = 4096    // records of one batch passed on, the size of the event loop's queue
