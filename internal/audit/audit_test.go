@@ -221,8 +221,13 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// The parser's error names the line, never quotes it: it can hold a secret.
+	r := Audit([]File{{Path: "bad", Data: []byte("Resources:\n  F:\n    Properties:\n      DB_PASSWORD: hunter2-plain\n      X: [a\n    Type: y\n")}})
+	if len(r.Errors) != 1 || strings.Contains(r.Errors[0].Err, "hunter2") {
+		t.Errorf("errors %v, want one without the file's text", r.Errors)
+	}
 	// Found in a directory, what is not meant for audit is skipped.
-	r := Audit([]File{{Path: "event.json", Data: []byte(`{"Records": []}`), Optional: true}, {Path: "chart.yaml", Data: []byte("a: {{ .Values }}\n"), Optional: true}})
+	r = Audit([]File{{Path: "event.json", Data: []byte(`{"Records": []}`), Optional: true}, {Path: "chart.yaml", Data: []byte("a: {{ .Values }}\n"), Optional: true}})
 	if len(r.Errors) != 0 || r.Files != 0 {
 		t.Errorf("optional files: errors %v, %d files audited; want none", r.Errors, r.Files)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 )
@@ -203,7 +204,9 @@ func parseYAML(b []byte) (n *node, err error) {
 	}
 	f, err := parseBytes(b)
 	if err != nil {
-		return nil, err
+		// Without the source lines goccy quotes around the error: they can
+		// hold a secret in plain text.
+		return nil, errors.New(yaml.FormatError(err, false, false))
 	}
 	if len(f.Docs) != 1 {
 		return nil, fmt.Errorf("%d YAML documents, want 1", len(f.Docs))
