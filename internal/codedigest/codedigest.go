@@ -215,9 +215,6 @@ func (d *digest) addZip(f *zip.File) error {
 	if kind == 'l' && f.UncompressedSize64 > 4096 {
 		return errors.New("a link target longer than 4096 bytes")
 	}
-	if kind != 'l' && f.UncompressedSize64 > uint64(d.lim.Bytes-d.bytes) {
-		return fmt.Errorf("more than %d bytes: %w", d.lim.Bytes, ErrOverBound)
-	}
 	rc, err := f.Open()
 	if err != nil {
 		return err
