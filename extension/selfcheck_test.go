@@ -311,3 +311,19 @@ func TestModules(t *testing.T) {
 		t.Errorf("without bootstrap or _HANDLER: binary %q", c.binary)
 	}
 }
+
+// More findings of a type than maxCheckAlerts raise that many alerts; the
+// self-check line counts them all.
+func TestSelfCheckAlertCap(t *testing.T) {
+	var environ []string
+	for i := range maxCheckAlerts + 8 {
+		environ = append(environ, "DB_PASSWORD_"+string(rune('A'+i/26))+string(rune('A'+i%26))+"=Tr0ub4dor&3-correct-horse")
+	}
+	c := selfCheck{secrets: secretsIn(environ, nil)}
+	if len(c.secrets) != maxCheckAlerts+8 {
+		t.Fatalf("%d secrets found, want %d", len(c.secrets), maxCheckAlerts+8)
+	}
+	if n := len(c.anomalies(time.Now())); n != maxCheckAlerts {
+		t.Errorf("%d alerts, want %d", n, maxCheckAlerts)
+	}
+}
