@@ -153,7 +153,7 @@ func (h *handler) finish(ctx context.Context, requestID string, o *outcome) {
 	if h.link != nil && h.link.sender != nil {
 		r := h.link.report(requestID, o, make([]int, 0, report.MaxRules))
 		o.action = r.Action // with its outbound findings
-		send = func() { h.link.sender.Send(&r) }
+		send = func() { h.link.queue(&r) }
 	}
 	h.tracer.finish(ctx, requestID, o, h.in.cfg.mode, send, h.link.reachable())
 }

@@ -33,8 +33,10 @@ type link struct {
 	sender  *report.Sender    // nil: reports off
 	watcher *decision.Watcher // nil: decisions off
 	logger  *slog.Logger
-	seen    atomic.Bool // the extension has been reachable
-	broken  atomic.Bool // the decisions file is unreadable, and that was logged
+	seen    atomic.Bool  // the extension has been reachable
+	broken  atomic.Bool  // the decisions file is unreadable, and that was logged
+	full    atomic.Bool  // the report queue was full, and that was logged
+	calm    atomic.Int32 // reports queued in a row since it was
 }
 
 func newLink(cfg config) (*link, error) {
@@ -124,8 +126,31 @@ func (l *link) send(requestID string, o *outcome) {
 	}
 	var rules [report.MaxRules]int
 	r := l.report(requestID, o, rules[:0])
-	l.sender.Send(&r)
+	l.queue(&r)
 }
+
+// queue hands r to the sender. A full queue (its goroutine starved: the
+// report is dropped) is logged once, and once more when reportsCalm
+// reports in a row were queued again, with how many were dropped in all.
+func (l *link) queue(r *report.Report) {
+	if !l.sender.Send(r) {
+		l.calm.Store(0)
+		if l.full.CompareAndSwap(false, true) {
+			l.logger.LogAttrs(context.Background(), slog.LevelWarn, "lambdarasp report queue full: reports dropped until it drains (the extension misses them; telemetry still counts the invocations)",
+				slog.Int64("dropped", l.sender.Dropped()))
+		}
+		return
+	}
+	if l.full.Load() && l.calm.Add(1) >= reportsCalm && l.full.CompareAndSwap(true, false) {
+		l.logger.LogAttrs(context.Background(), slog.LevelInfo, "lambdarasp reports queued again",
+			slog.Int64("dropped", l.sender.Dropped()))
+	}
+}
+
+// reportsCalm is how many reports in a row must be queued for a full
+// queue to count as drained: a queue at its limit would otherwise log
+// every other report.
+const reportsCalm = 64
 
 // report is the report of the invocation o, its rule ids in rules (with
 // room for report.MaxRules). It takes o's outbound calls: call it once.

@@ -393,3 +393,35 @@ func TestLinkSettings(t *testing.T) {
 		t.Errorf("defaults %q, %q", cfg.reportAddr, cfg.decisions)
 	}
 }
+
+// A report queue that fills up (its goroutine starved) drops reports; that
+// is logged once, not per report, and once more when reports flow again.
+// (It skips if the sender keeps up with the test's burst.)
+func TestReportQueueFull(t *testing.T) {
+	x := newExtension(t)
+	var logs bytes.Buffer
+	h := linked(t, x, &recorder{out: []byte(`{}`)}, &logs)
+	r := h.link.report("r1", &outcome{}, nil)
+	for i := 0; i < 100000 && h.link.sender.Dropped() < 100; i++ {
+		h.link.queue(&r)
+	}
+	if h.link.sender.Dropped() < 100 {
+		t.Skip("the sender kept up with 100,000 reports in a row: nothing dropped to log")
+	}
+	// Once, or twice if it drained for reportsCalm reports in between.
+	if n := strings.Count(logs.String(), "report queue full"); n < 1 || n > 2 {
+		t.Fatalf("%d log lines for a queue that dropped %d reports, want 1 or 2:\n%s", n, h.link.sender.Dropped(), logs.String())
+	}
+	full := strings.Count(logs.String(), "report queue full")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "reports queued again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line once reports were queued again:\n%s", logs.String())
+		}
+		time.Sleep(time.Millisecond)
+		h.link.queue(&r)
+	}
+	if n := strings.Count(logs.String(), "report queue full"); n != full {
+		t.Errorf("a full queue logged again after it drained:\n%s", logs.String())
+	}
+}
