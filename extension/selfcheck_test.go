@@ -327,3 +327,16 @@ func TestSelfCheckAlertCap(t *testing.T) {
 		t.Errorf("%d alerts, want %d", n, maxCheckAlerts)
 	}
 }
+
+// The code is hashed only once the gate says so, and never when it says
+// false (the environment ended before its first invocation was done).
+func TestCodeGate(t *testing.T) {
+	cfg := Config{CodeDir: t.TempDir(), CodeSHA256: strings.Repeat("a", 64)}
+	for _, open := range []bool{false, true} {
+		gate := make(chan bool, 1)
+		gate <- open
+		if c := checkSelf(cfg, nil, gate); (c.code.SHA256 != "") != open {
+			t.Errorf("gate %v: digest %q", open, c.code.SHA256)
+		}
+	}
+}
