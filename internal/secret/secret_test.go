@@ -88,6 +88,7 @@ var cases = []struct {
 	{"SORT_KEY", "createdAt#2024", ""},
 	{"HMAC_KEY", "0123456789012345", ""},            // digits only: not hex-looking
 	{"SIGNING_KEY", "zzzzzzzzzzzzzzzzzzzzzzZ1", ""}, // too little entropy
+	{"SIGNING_KEY", "Gh1Jk2Gh1Jk2Gh1Jk2Gh1Jk2", ""}, // a repeated pattern: 2.6 bits per character
 	{"HMAC_KEY", "NzQ3YjE5ZGEtMjU0Ny00ZDQ5LWE4", HighEntropy},
 	{"STRIPE_PUBLISHABLE", "pk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", ""},
 	{"LAMBDARASP_MODE", "block", ""},
@@ -111,7 +112,8 @@ func TestScan(t *testing.T) {
 		"KEY_TWO":                           awsSecretKey,                  // a weak name: found as what it is beside the id
 		"VALUE_THREE":                       strings.ToLower(awsSecretKey), // no name at all
 		"TABLE":                             "orders",
-		"AWS_ACCESS_KEY_ID":                 asia, // Lambda's own: skipped
+		"VALUE_FOUR":                        strings.Repeat("abcd", 10), // 40 characters of one class: no key
+		"AWS_ACCESS_KEY_ID":                 asia,                       // Lambda's own: skipped
 		"AWS_SECRET_ACCESS_KEY":             awsSecretKey,
 		"AWS_SESSION_TOKEN":                 "IQoJb3JpZ2luX2VjEJr...",
 		"AWS_ACCESS_KEY":                    asia, // Lambda's too
