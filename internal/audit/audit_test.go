@@ -207,6 +207,7 @@ func TestBadInput(t *testing.T) {
 		{"deep json", `{"Resources":` + strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 101), "nested deeper than 64"},
 		{"deep block", deepBlock(100), "nested deeper than 64"},
 		{"alias bomb", aliasBomb(), "more than 1000000 values"},
+		{"globals bomb", globalsBomb(), "merged into 600 functions"},
 		{"large", "Resources: {}\n#" + strings.Repeat("x", MaxFileBytes), "larger than"},
 		{"empty", "", "neither"},
 	}
@@ -248,6 +249,21 @@ func deepBlock(n int) string {
 }
 
 // aliasBomb expands to 10^7 values through ten levels of aliases.
+// globalsBomb is a template whose Globals, small alone, would be copied
+// into every one of its many functions.
+func globalsBomb() string {
+	var b strings.Builder
+	b.WriteString("Globals:\n  Function:\n    Environment:\n      Variables:\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "        V%d: x\n", i)
+	}
+	b.WriteString("Resources:\n")
+	for i := range 600 {
+		fmt.Fprintf(&b, "  F%d: {Type: AWS::Serverless::Function}\n", i)
+	}
+	return b.String()
+}
+
 func aliasBomb() string {
 	var b strings.Builder
 	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
