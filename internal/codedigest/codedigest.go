@@ -80,11 +80,15 @@ func (d *digest) add(p string, kind byte, size int64, r io.Reader) error {
 	}
 	h := sha256.New()
 	// A file that grows while it is read (or a zip header that lies about
-	// its size) is still held to the bound.
+	// its size) is still held to the bound. A link's target is not
+	// content: it is read whole (readlink and addZip bound it).
+	if kind != 'l' {
+		r = io.LimitReader(r, left+1)
+	}
 	if d.buf == nil {
 		d.buf = make([]byte, 64<<10)
 	}
-	n, err := io.CopyBuffer(h, io.LimitReader(r, left+1), d.buf)
+	n, err := io.CopyBuffer(h, r, d.buf)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

@@ -242,3 +242,22 @@ func TestNoDigest(t *testing.T) {
 		}
 	})
 }
+
+// A link's target is not content: a link after the bytes are spent has
+// the same digest as without a bound.
+func TestLinkAtBound(t *testing.T) {
+	tr := tree{"a": {"0123456789", 0o644}, "b": {"a-long-link-target", fs.ModeSymlink | 0o777}}
+	dir := writeDir(t, tr)
+	free, err := Dir(dir, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []func(Limits) (Sum, error){
+		func(l Limits) (Sum, error) { return Dir(dir, l) },
+		func(l Limits) (Sum, error) { return Zip(writeZip(t, tr), l) },
+	} {
+		if at, err := s(Limits{Bytes: 10}); err != nil || at != free {
+			t.Errorf("at the bound %+v, %v; without one %+v", at, err, free)
+		}
+	}
+}
