@@ -522,7 +522,7 @@ wait:
 		}
 		quiet.Reset(20 * time.Millisecond)
 	}
-	x.openCodeGate(true)
+	x.openCodeGate(false) // the environment ends: no invocation left for a code check to protect
 	x.awaitCheck(ctx)
 	x.alerts.flushCounts(x.cfg.Now())
 	if x.hook != nil {

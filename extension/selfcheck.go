@@ -39,6 +39,7 @@ type selfCheck struct {
 	took, codeTook time.Duration
 
 	codeDir  string
+	hashed   bool // the code was hashed (the gate opened)
 	code     codedigest.Sum
 	codeErr  error // the tree has no digest
 	expected string
@@ -66,6 +67,7 @@ func checkSelf(cfg Config, db vulnDB, gate <-chan bool) selfCheck {
 	c.took = time.Since(start)
 	if c.expected != "" && <-gate {
 		start := time.Now()
+		c.hashed = true
 		c.code, c.codeErr = codedigest.Dir(cfg.CodeDir, codedigest.Limits{})
 		c.codeTook = time.Since(start)
 	}
@@ -158,7 +160,7 @@ func (c *selfCheck) modulesOf(db vulnDB) {
 // of each type.
 func (c *selfCheck) anomalies(now time.Time) []anomaly.Anomaly {
 	var as []anomaly.Anomaly
-	if c.expected != "" {
+	if c.hashed {
 		switch {
 		case c.codeErr != nil:
 			// The same bounds hold in lambdarasp digest: a tree over them never had
@@ -183,7 +185,10 @@ func (c *selfCheck) anomalies(now time.Time) []anomaly.Anomaly {
 // modules of the function's binary, and what was found.
 func (c *selfCheck) log(x *ext) {
 	attrs := []any{"duration_ms", float64(c.took.Microseconds()) / 1000, "secrets", len(c.secrets)}
-	if c.expected != "" {
+	if c.expected != "" && !c.hashed {
+		attrs = append(attrs, "code_dir", c.codeDir, "code_expected", c.expected, "code_sha256", "not computed: the environment ended before its first invocation did")
+	}
+	if c.hashed {
 		attrs = append(attrs, "code_dir", c.codeDir, "code_sha256", c.code.SHA256, "code_expected", c.expected,
 			"code_files", c.code.Files, "code_bytes", c.code.Bytes, "code_ms", float64(c.codeTook.Microseconds())/1000)
 		if c.codeErr != nil {

@@ -181,6 +181,29 @@ func TestCodeDigest(t *testing.T) {
 	}
 }
 
+// An environment shut down before its first invocation ended does not hash
+// the code (no invocation is left for the check to protect, and the time
+// is the flushes'), and says so rather than raise code_changed for a
+// digest it did not compute.
+func TestNoCodeCheckAtShutdown(t *testing.T) {
+	code := t.TempDir()
+	if err := os.WriteFile(filepath.Join(code, "app.conf"), []byte("mode=prod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeAPI(t)
+	var stdout, logs syncBuffer
+	cfg := testConfig(t, f, &stdout, &logs)
+	cfg.CodeDir, cfg.CodeSHA256 = code, strings.Repeat("0", 64) // never the code's
+	done := run(t, cfg)
+	f.shutdown(time.Now().Add(2 * time.Second))
+	if err := wait(t, done, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String(), "code_changed") || !strings.Contains(logs.String(), `"code_sha256":"not computed: the environment ended before its first invocation did"`) {
+		t.Errorf("the code was hashed at shutdown:\nalerts %s\nlog %s", stdout.String(), logs.String())
+	}
+}
+
 // Past the bounds the code cannot be verified: with an expected digest,
 // that is code_changed (lambdarasp digest refuses the same tree, so it
 // never had that digest).
@@ -191,7 +214,7 @@ func TestCodeOverBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := selfCheck{codeDir: dir, expected: strings.Repeat("a", 64)}
+	c := selfCheck{codeDir: dir, expected: strings.Repeat("a", 64), hashed: true}
 	_, c.codeErr = codedigest.Dir(dir, codedigest.Limits{Files: 1})
 	as := c.anomalies(time.Now())
 	if len(as) != 1 || as[0].Type != codeChanged || !strings.Contains(as[0].Message, "cannot be verified") || !strings.Contains(as[0].Message, "over the bound") {
