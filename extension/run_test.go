@@ -63,6 +63,22 @@ func dialReports(t *testing.T, cfg Config) *report.Sender {
 }
 
 // blocked is a report of an SQL injection blocked by the wrapper.
+// blockedInvoker invokes the function once per call, with a report of a
+// blocked request from ip, and waits until the extension is done with it:
+// one at a time, as Lambda sends them. Reports that run more than a few
+// invocations ahead are not matched (ext.recent), and the INVOKE would
+// wait for its report until its deadline (about 3 s).
+func blockedInvoker(t *testing.T, f *fakeAPI, s *report.Sender) func(id, ip string) {
+	invokes := 0
+	return func(id, ip string) {
+		t.Helper()
+		f.invoke(id)
+		s.Send(blocked(id, ip))
+		invokes++
+		eventually(t, "the extension is done with "+id, f.waiting(invokes+1))
+	}
+}
+
 func blocked(id, ip string) *report.Report {
 	return &report.Report{RequestID: id, Source: "apigw-http", Action: report.Block, Rules: []int{942100},
 		Records: 1, BlockedRecords: 1, DurationMicros: 900, ClientIP: ip}
@@ -122,19 +138,16 @@ func TestPolicyPublishesDecisions(t *testing.T) {
 	s := dialReports(t, cfg)
 
 	// Each INVOKE waits for its report: the decision is out before next.
+	invoke := blockedInvoker(t, f, s)
 	for i := range 3 {
-		id := fmt.Sprintf("a%d", i)
-		f.invoke(id)
-		s.Send(blocked(id, "203.0.113.66"))
+		invoke(fmt.Sprintf("a%d", i), "203.0.113.66")
 	}
 	eventually(t, "attacker blocked", func() bool {
 		d, _ := decision.Read(cfg.DecisionsFile)
 		return len(d.BlockedIPs) == 1 && d.BlockedIPs[0].IP == "203.0.113.66" && d.Quarantine == nil
 	})
 	for i := range 10 {
-		id := fmt.Sprintf("w%d", i)
-		f.invoke(id)
-		s.Send(blocked(id, fmt.Sprintf("198.51.100.%d", i)))
+		invoke(fmt.Sprintf("w%d", i), fmt.Sprintf("198.51.100.%d", i))
 	}
 	eventually(t, "quarantine", func() bool {
 		d, _ := decision.Read(cfg.DecisionsFile)
@@ -194,11 +207,9 @@ func TestTelemetryRefused(t *testing.T) {
 	var stdout, logs syncBuffer
 	cfg := testConfig(t, f, &stdout, &logs)
 	done := run(t, cfg)
-	s := dialReports(t, cfg)
+	invoke := blockedInvoker(t, f, dialReports(t, cfg))
 	for i := range 10 {
-		id := fmt.Sprintf("w%d", i)
-		f.invoke(id)
-		s.Send(blocked(id, fmt.Sprintf("198.51.100.%d", i)))
+		invoke(fmt.Sprintf("w%d", i), fmt.Sprintf("198.51.100.%d", i))
 	}
 	f.shutdown(time.Now().Add(2 * time.Second))
 	if err := wait(t, done, 3*time.Second); err != nil {
