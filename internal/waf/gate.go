@@ -60,6 +60,11 @@ type gateSel struct {
 	phase  int
 	v      ruleVar
 	chains []gateChain
+	// trigger is every byte feature a chain of the selection reacts to;
+	// rules and always are the union of its chains': a value with none of
+	// trigger is the same string to every chain.
+	trigger       uint16
+	rules, always bitset
 	// keyAtoms, for a variable selected by a key regex, finds the atoms
 	// one of which every key the regex matches contains (nil: none known).
 	keyAtoms *atomFilter
@@ -141,8 +146,14 @@ func (p *plan) buildGate(index *atomIndex) {
 					rules: make(bitset, ix.words), always: make(bitset, ix.words)})
 			}
 			sel.chains[ci].rules.set(gi)
+			if sel.rules == nil {
+				sel.rules, sel.always = make(bitset, ix.words), make(bitset, ix.words)
+			}
+			sel.rules.set(gi)
+			sel.trigger |= sel.chains[ci].trigger
 			if !ra.ok {
 				sel.chains[ci].always.set(gi)
+				sel.always.set(gi)
 			}
 		}
 		if strings.Contains(r.opData, "%{") {
@@ -529,8 +540,13 @@ func (g *gateEval) setArgs(fields []source.Field) {
 
 // value evaluates the selection's rules on one of its values, string vi.
 func (g *gateEval) value(sel *gateSel, vi int32) {
-	// Chains that leave the value as it is (most, on clean text) or make
-	// the same string of it are evaluated together.
+	if g.info[vi].feat&sel.trigger == 0 {
+		// No chain changes it (most values of clean events).
+		g.evaluate(vi, sel.rules, sel.always)
+		return
+	}
+	// Chains that leave the value as it is or make the same string of it
+	// are evaluated together.
 	g.groups = g.groups[:0]
 	for ci := range sel.chains {
 		ch := &sel.chains[ci]
