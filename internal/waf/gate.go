@@ -125,7 +125,7 @@ func (p *plan) buildGate(index *atomIndex) {
 			if !ok {
 				si = len(ix.sels)
 				selOf[sk] = si
-				sel := gateSel{phase: r.phase, v: r.vars[vi]}
+				sel := gateSel{phase: r.phase, v: r.vars[vi], rules: make(bitset, ix.words), always: make(bitset, ix.words)}
 				if rx := sel.v.keyRx; rx != nil {
 					if set, ok := atoms(rx.String()); ok {
 						sel.keyAtoms = newAtomFilter(set, false)
@@ -146,9 +146,6 @@ func (p *plan) buildGate(index *atomIndex) {
 					rules: make(bitset, ix.words), always: make(bitset, ix.words)})
 			}
 			sel.chains[ci].rules.set(gi)
-			if sel.rules == nil {
-				sel.rules, sel.always = make(bitset, ix.words), make(bitset, ix.words)
-			}
 			sel.rules.set(gi)
 			sel.trigger |= sel.chains[ci].trigger
 			if !ra.ok {
@@ -672,12 +669,12 @@ func (g *gateEval) strBytes(b []byte) int32 {
 func (g *gateEval) add(s string, ws *warmStr) int32 {
 	i := int32(len(g.info))
 	g.strs[s] = i
+	g.info = append(g.info, strInfo{s: s, bits: -1, next: -1})
 	if ws != nil {
-		g.info = append(g.info, strInfo{s: s, feat: ws.feat, bits: -1, next: -1})
 		g.warm.load(g.strCache, i, ws)
-		return i
+	} else {
+		g.info[i].feat = features(s)
 	}
-	g.info = append(g.info, strInfo{s: s, feat: features(s), bits: -1, next: -1})
 	return i
 }
 

@@ -407,20 +407,15 @@ func TestWarmBounded(t *testing.T) {
 			t.Errorf("after two events of 100 values, the warm cache holds %d strings", n)
 		}
 		peak = max(peak, e.record.warm.bytes)
+		if kept := warmBytes(e.record.warm); kept != e.record.warm.bytes {
+			t.Fatalf("after event %d the warm cache counts %d bytes but holds %d", i, e.record.warm.bytes, kept)
+		}
 	}
 	w := e.record.warm
 	if len(w.strs) > maxWarmStrings || len(w.seen) > maxWarmSeen {
 		t.Errorf("warm cache holds %d strings and %d hashes, bounds %d and %d", len(w.strs), len(w.seen), maxWarmStrings, maxWarmSeen)
 	}
-	kept := 0
-	for s, ws := range w.strs {
-		kept += len(s)
-		for _, st := range ws.steps {
-			if !st.same {
-				kept += len(st.out)
-			}
-		}
-	}
+	kept := warmBytes(w)
 	if kept != w.bytes || peak > maxWarmBytes {
 		t.Errorf("warm cache held up to %d bytes of strings (counted %d now, %d), bound %d", peak, kept, w.bytes, maxWarmBytes)
 	}
@@ -496,4 +491,18 @@ func TestWarmNeverWaits(t *testing.T) {
 		t.Fatal("a batch waited for another batch to end")
 	}
 	open.Close()
+}
+
+// warmBytes is what w holds of strings and transformation results.
+func warmBytes(w *warmCache) int {
+	n := 0
+	for s, ws := range w.strs {
+		n += len(s)
+		for _, st := range ws.steps {
+			if !st.same {
+				n += len(st.out)
+			}
+		}
+	}
+	return n
 }

@@ -92,8 +92,7 @@ func (w *warmCache) step(ws *warmStr, st int32) (ok, same bool, out string) {
 // w.mu.
 func (w *warmCache) load(c *strCache, i int32, ws *warmStr) {
 	in := &c.info[i]
-	in.warm = ws
-	in.scanned = ws.scanned
+	in.warm, in.feat, in.scanned = ws, ws.feat, ws.scanned
 	if ws.bits != nil {
 		in.bits = int32(len(c.arena))
 		c.arena = append(c.arena, ws.bits...)
@@ -115,6 +114,9 @@ func (w *warmCache) learn(c *strCache) {
 			continue
 		}
 		ws := in.warm
+		if ws != nil && w.strs[ws.s] != ws {
+			ws = nil // emptied since the event began: counted afresh below
+		}
 		if ws == nil {
 			if ws = w.strs[in.s]; ws == nil {
 				if !w.seenBefore(in.s) {
