@@ -7,7 +7,8 @@
 // the records of one event, first asks the fast path (plan.go, gate.go)
 // which rules could match; Coraza then runs with only those, or not at all
 // when none can or the only ones that can cannot change the result
-// (settle.go).
+// (settle.go). What the fast path learns of short strings is kept across
+// events, bounded (warm.go).
 package waf
 
 import (
