@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/lambdarasp/lambdarasp/internal/anomaly"
@@ -28,15 +29,17 @@ func Run(ctx context.Context, cfg Config) error {
 	x.cfg, x.log = cfg, cfg.Logger
 
 	// Reports first: the function starts once every extension has
-	// registered, and its first report must find the listener.
-	if err := cfg.check(); err == nil {
+	// registered, and its first report must find the listener. Invalid
+	// settings listen for nothing: init reports them.
+	valid := cfg.check() == nil
+	if valid {
 		if rl, err := listenReports(cfg.ReportAddr); err != nil {
 			x.log.Warn("lambdarasp reports unavailable: working from telemetry alone", "addr", cfg.ReportAddr, "error", err.Error())
 		} else {
 			x.reports = rl
 		}
 	}
-	if err := cfg.check(); err == nil && cfg.OTel.Export() {
+	if valid && cfg.OTel.Export() {
 		x.relay = newRelay(cfg.OTel, cfg.HTTPClient, x.log, cfg.OTLPQueueBytes)
 		if cfg.OTLPAddr != "off" {
 			if err := x.relay.listen(cfg.OTLPAddr); err != nil {
@@ -284,9 +287,9 @@ func (x *ext) invoke(ctx context.Context, ev event) {
 		// Once per start, after the response: billed duration, never the
 		// caller's latency.
 		x.openCodeGate(true)
-		cctx, cancel := context.WithDeadline(ctx, ev.deadline().Add(-100*time.Millisecond))
-		if ev.DeadlineMs == 0 {
-			cctx, cancel = context.WithCancel(ctx)
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if ev.DeadlineMs > 0 {
+			cctx, cancel = context.WithDeadline(ctx, ev.deadline().Add(-100*time.Millisecond))
 		}
 		x.awaitCheck(cctx)
 		cancel()
@@ -420,12 +423,7 @@ func (x *ext) selfChecked(c selfCheck) {
 // report handled while waiting for an earlier invocation's (they can
 // arrive out of order when INVOKEs queue up) counts as come.
 func (x *ext) reported(id string) bool {
-	for _, r := range x.recent {
-		if r == id && id != "" {
-			return true
-		}
-	}
-	return false
+	return id != "" && slices.Contains(x.recent[:], id)
 }
 
 func (x *ext) telemetryEvents() <-chan platformEvent {
