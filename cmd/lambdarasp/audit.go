@@ -54,12 +54,12 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	status := exitAllowed
 	var files []audit.File
 	for _, p := range fl.Args() {
-		fs, err := auditFiles(p)
+		found, err := auditFiles(p)
 		if err != nil {
 			fmt.Fprintf(stderr, "lambdarasp audit: %s: %v\n", p, err)
 			status = exitUsage
 		}
-		files = append(files, fs...)
+		files = append(files, found...)
 	}
 	r := audit.Audit(files, audit.WithTrustedAccounts(accounts...))
 	for _, e := range r.Errors {
