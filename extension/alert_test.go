@@ -97,6 +97,13 @@ func TestAlertDedupAndRate(t *testing.T) {
 	if !al.raise(anomaly.Anomaly{Type: anomaly.Attacker, Subject: "y"}, "block_ip y until …", now.Add(rateEvery)) {
 		t.Error("an alert carrying a decision was held back")
 	}
+	// So is what the self-check finds, past the burst and repeated.
+	for i := range 2 * rateBurst {
+		a := anomaly.Anomaly{Type: envSecret, Severity: anomaly.Medium, Subject: "SECRET_" + string(rune('A'+i%3))}
+		if !al.raise(a, "", now) {
+			t.Fatalf("self-check alert %d (%s) held back", i, a.Subject)
+		}
+	}
 	out.Reset()
 	al.flushCounts(now)
 	if !strings.Contains(out.String(), `"AnomalyType":"attacker"`) || !strings.Contains(out.String(), "lambdarasp suppressed anomalies") {
