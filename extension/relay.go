@@ -45,7 +45,6 @@ type relay struct {
 	log      *slog.Logger
 	limit    int // queue bound in bytes
 
-	ln  net.Listener
 	srv *http.Server
 
 	mu       sync.Mutex
@@ -83,7 +82,7 @@ func (r *relay) listen(addr string) error {
 	for _, sig := range signals {
 		mux.HandleFunc("POST /v1/"+string(sig), func(w http.ResponseWriter, req *http.Request) { r.serve(w, req, sig) })
 	}
-	r.ln, r.srv = ln, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
 	return nil
 }
