@@ -190,8 +190,8 @@ func (t *tracer) begin(ctx context.Context, ev *source.Event, payload []byte) (c
 	// A batch's records are linked; a lone record's context is also the
 	// parent, as an HTTP request's is.
 	links, droppedLinks := links(ev.Kind, payload)
-	if l := links; !found && len(l) == 1 && len(ev.Records) == 1 {
-		it.traceID, it.parent, it.remote, parentSampled, found = l[0].trace, l[0].span, true, l[0].sampled, true
+	if !found && len(links) == 1 && len(ev.Records) == 1 {
+		it.traceID, it.parent, it.remote, parentSampled, found = links[0].trace, links[0].span, true, links[0].sampled, true
 	}
 	if !found {
 		xray, _ := ctx.Value("x-amzn-trace-id").(string) //nolint:staticcheck // aws-lambda-go's key
@@ -210,10 +210,9 @@ func (t *tracer) begin(ctx context.Context, ev *source.Event, payload []byte) (c
 		binary.BigEndian.PutUint64(it.traceID[8:], rand.Uint64()|1)
 	}
 	it.server = newSpanID()
-	switch {
-	case found && t.sampler.ParentBased:
+	if found && t.sampler.ParentBased {
 		it.sampled = parentSampled
-	default:
+	} else {
 		r := t.sampler.Ratio
 		it.sampled = r >= 1 || binary.BigEndian.Uint64(it.traceID[8:16])>>1 < uint64(r*(1<<63))
 	}
