@@ -205,6 +205,17 @@ func TestTraceLinksAndSampler(t *testing.T) {
 	if n := rcv2.Requests(); n != 0 {
 		t.Errorf("always_off: %d export requests, want none", n)
 	}
+
+	// parentbased_always_on (the default): an unsampled parent's decision
+	// is kept, so nothing is sent.
+	h3, rcv3 := tracedHandler(t, &recorder{}, nil)
+	unsampled := `{"version":"2.0","rawPath":"/p","headers":{"host":"x.example.com","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},"requestContext":{"domainName":"x.example.com","http":{"method":"GET","path":"/p","protocol":"HTTP/1.1","sourceIp":"203.0.113.9"}}}`
+	if _, err := h3.Invoke(tracedCtx("req-unsampled"), []byte(unsampled)); err != nil {
+		t.Fatal(err)
+	}
+	if n := rcv3.Requests(); n != 0 {
+		t.Errorf("unsampled parent: %d export requests, want none", n)
+	}
 }
 
 // A backend that does not answer slows a direct export by its timeout at
