@@ -88,7 +88,7 @@ func newMeters(now time.Time) *meters {
 // report counts one invocation's report.
 func (m *meters) report(r *report.Report) {
 	m.invocations.add(series{{"lambdarasp.source", r.Source}, {"lambdarasp.action", r.Action.String()}}, 1)
-	if r.Action == report.Block || r.Action == report.Detect || r.Action == report.Failed || r.Action == report.Quarantine || r.Action == report.BlockedIP {
+	if r.Action != report.Allow { // blocked, flagged or refused
 		for _, id := range r.Rules {
 			m.blocked.add(series{{"lambdarasp.source", r.Source}, {"lambdarasp.rule", strconv.Itoa(id)}}, 1)
 		}

@@ -59,3 +59,34 @@ func TestMetersOverflow(t *testing.T) {
 		t.Errorf("%d of the invocations sum and the inspection histogram encoded, want both", seen)
 	}
 }
+
+// lambdarasp.blocked counts the rules of every invocation that was not
+// allowed (blocked, flagged or refused), one point per rule, the rule an
+// int; an allowed invocation's rules are not counted.
+func TestMetersBlocked(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := newMeters(now)
+	m.report(&report.Report{Source: "sqs", Action: report.Allow, Rules: []int{920000}})
+	m.report(&report.Report{Source: "sqs", Action: report.Block, Rules: []int{942100, 942200}})
+	m.report(&report.Report{Source: "sqs", Action: report.Detect, Rules: []int{942100}})
+	var data metricspb.MetricsData
+	if err := proto.Unmarshal(m.encode(nil, now, &decision.Decisions{}, [len(signals)]int64{}), &data); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int64{}
+	for _, x := range data.ResourceMetrics[0].ScopeMetrics[0].Metrics {
+		if x.Name != "lambdarasp.blocked" {
+			continue
+		}
+		for _, p := range x.GetSum().DataPoints {
+			for _, a := range p.Attributes {
+				if a.Key == "lambdarasp.rule" {
+					got[a.Value.GetIntValue()] = p.GetAsInt()
+				}
+			}
+		}
+	}
+	if len(got) != 2 || got[942100] != 2 || got[942200] != 1 {
+		t.Errorf("lambdarasp.blocked by rule %v: want 942100: 2, 942200: 1", got)
+	}
+}
