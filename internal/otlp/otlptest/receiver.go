@@ -54,8 +54,8 @@ type Log struct {
 // Attr returns the log record's attribute key as a string.
 func (l Log) Attr(key string) string { return attrString(l.Attributes, key) }
 
-// Receiver collects what it is sent. Set Fail to answer with that status
-// instead of taking the data, Delay to answer late.
+// Receiver collects what it is sent. SetFail makes it answer with a
+// status instead of taking the data, SetDelay answer late.
 type Receiver struct {
 	URL string // http://127.0.0.1:PORT, the OTEL_EXPORTER_OTLP_ENDPOINT
 
@@ -68,7 +68,6 @@ type Receiver struct {
 	fail     int
 	delay    time.Duration
 	srv      *http.Server
-	ln       net.Listener
 }
 
 // Start listens on 127.0.0.1, on a port of its own.
@@ -77,7 +76,7 @@ func Start() (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{URL: "http://" + ln.Addr().String(), ln: ln}
+	r := &Receiver{URL: "http://" + ln.Addr().String()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/traces", r.traces)
 	mux.HandleFunc("POST /v1/metrics", r.metricsH)
