@@ -44,6 +44,9 @@ type gateIndex struct {
 	// scanned in a mode only when one of them is to be evaluated on it.
 	moded [2]bitset
 	words int // length of a gate-rule bitset
+	// selWords is the length of a selection bitset: a string's clean
+	// selections (see gateEval.value) follow its hits, done and matched.
+	selWords int
 	// volatile are the gate rules whose operator argument has macros: its
 	// answer depends on the transaction, not only on the string.
 	volatile bitset
@@ -57,6 +60,7 @@ type gateIndex struct {
 
 // gateSel is the gate rules of one phase that read the same variable.
 type gateSel struct {
+	id     int // index in gateIndex.sels
 	phase  int
 	v      ruleVar
 	chains []gateChain
@@ -65,6 +69,9 @@ type gateSel struct {
 	// trigger is the same string to every chain.
 	trigger       uint16
 	rules, always bitset
+	// volatile: some rule of the selection has a volatile argument, so
+	// its answers are not the string's alone and it is never clean.
+	volatile bool
 	// keyAtoms, for a variable selected by a key regex, finds the atoms
 	// one of which every key the regex matches contains (nil: none known).
 	keyAtoms *atomFilter
@@ -125,7 +132,7 @@ func (p *plan) buildGate(index *atomIndex) {
 			if !ok {
 				si = len(ix.sels)
 				selOf[sk] = si
-				sel := gateSel{phase: r.phase, v: r.vars[vi], rules: make(bitset, ix.words), always: make(bitset, ix.words)}
+				sel := gateSel{id: si, phase: r.phase, v: r.vars[vi], rules: make(bitset, ix.words), always: make(bitset, ix.words)}
 				if rx := sel.v.keyRx; rx != nil {
 					if set, ok := atoms(rx.String()); ok {
 						sel.keyAtoms = newAtomFilter(set, false)
@@ -155,6 +162,9 @@ func (p *plan) buildGate(index *atomIndex) {
 		}
 		if strings.Contains(r.opData, "%{") {
 			ix.volatile.set(gi)
+			for vi := range r.vars {
+				ix.sels[selOf[selectionKey(r.phase, &r.vars[vi])]].volatile = true
+			}
 		}
 		if !ra.ok {
 			continue
@@ -168,7 +178,12 @@ func (p *plan) buildGate(index *atomIndex) {
 			(*posting)[id] = append((*posting)[id], gi)
 		}
 	}
+	ix.selWords = (len(ix.sels) + 63) / 64
 }
+
+// bitsLen is the length of a string's bitsets in strCache.arena: hits,
+// done and matched (words each), then clean (selWords).
+func (ix *gateIndex) bitsLen() int { return 3*ix.words + ix.selWords }
 
 // atomIndex numbers the atoms of the gate rules of both profiles, which
 // share most rules; one automaton per mode (built by New once both are
@@ -318,7 +333,7 @@ type fieldValues struct {
 type strCache struct {
 	strs  map[string]int32 // → index in info
 	info  []strInfo
-	arena []uint64 // hits, done and matched bitsets, words each
+	arena []uint64 // per string, bitsLen words: see gateIndex.bitsLen
 	nexts []int32  // per string, step → 1 + index of the string it makes, 0 until known
 	found []int32  // scan's scratch
 	// fields caches the gate's collection queries of one phase, which
@@ -381,7 +396,7 @@ type fieldQuery struct {
 type strInfo struct {
 	s    string
 	feat uint16
-	bits int32 // offset in arena of hits; done and matched follow; -1 until needed
+	bits int32 // offset in arena of its bitsets (gateIndex.bitsLen); -1 until needed
 	// scanned has bit m set once hits has the rules of the atoms of mode m.
 	scanned uint8
 	next    int32 // offset in nexts of its step results (see step); -1 until needed
@@ -536,7 +551,24 @@ func (g *gateEval) setArgs(fields []source.Field) {
 }
 
 // value evaluates the selection's rules on one of its values, string vi.
+//
+// A value on which no rule of the selection matches is clean for the
+// selection, and is not evaluated again, in this event or (through the
+// warm cache) later ones: a rule's answer on a string is the string's
+// alone, unless the selection is volatile. It is known when no rule of
+// the selection is a candidate after the evaluation: none was before
+// (candidates only grow), so each was evaluated, and none matched.
 func (g *gateEval) value(sel *gateSel, vi int32) {
+	if g.clean(vi).has(sel.id) {
+		return
+	}
+	g.evaluateValue(sel, vi)
+	if !sel.volatile && !g.anyCand(sel.rules) {
+		g.clean(vi).set(sel.id)
+	}
+}
+
+func (g *gateEval) evaluateValue(sel *gateSel, vi int32) {
 	if g.info[vi].feat&sel.trigger == 0 {
 		// No chain changes it (most values of clean events).
 		g.evaluate(vi, sel.rules, sel.always)
@@ -634,6 +666,16 @@ func (g *gateEval) run(gr *gateRule, t string) bool {
 	return gr.r.op.Evaluate(g.state, t) != gr.r.negated
 }
 
+// anyCand reports whether some of the rules are candidates.
+func (g *gateEval) anyCand(rules bitset) bool {
+	for w, r := range rules {
+		if r&g.cand[w] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // pending reports whether some of the rules are not candidates yet.
 func (g *gateEval) pending(rules bitset) bool {
 	for w, r := range rules {
@@ -684,12 +726,7 @@ func (g *gateEval) add(s string, ws *warmStr) int32 {
 // that is not a candidate yet.
 func (g *gateEval) scan(i int32, rules bitset) (hits, done, matched bitset) {
 	n := int32(g.p.ix.words)
-	off := g.info[i].bits
-	if off < 0 {
-		off = int32(len(g.arena))
-		g.arena = append(g.arena, make([]uint64, 3*n)...)
-		g.info[i].bits = off
-	}
+	off := g.bits(i)
 	hits = g.arena[off : off+n]
 	var lower, folded string
 	for m, ac := range g.p.ix.atoms.ac {
@@ -717,6 +754,25 @@ func (g *gateEval) scan(i int32, rules bitset) (hits, done, matched bitset) {
 		}
 	}
 	return hits, g.arena[off+n : off+2*n], g.arena[off+2*n : off+3*n]
+}
+
+// bits returns the offset of string i's bitsets in the arena, making
+// them if it has none yet.
+func (g *gateEval) bits(i int32) int32 {
+	off := g.info[i].bits
+	if off < 0 {
+		off = int32(len(g.arena))
+		g.arena = append(g.arena, make([]uint64, g.p.ix.bitsLen())...)
+		g.info[i].bits = off
+	}
+	return off
+}
+
+// clean returns the selections string i is clean for (see value).
+func (g *gateEval) clean(i int32) bitset {
+	ix := &g.p.ix
+	off := g.bits(i) + int32(3*ix.words)
+	return g.arena[off : off+int32(ix.selWords)]
 }
 
 // needs reports whether some of rules in mode are not candidates yet.

@@ -385,7 +385,7 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 		}
 	}
 	p.buildGate(atoms)
-	p.warm = newWarmCache(p.ix.words, len(p.ix.steps))
+	p.warm = newWarmCache(p.ix.bitsLen(), len(p.ix.steps))
 	p.argsFree = true
 	for _, g := range p.gate {
 		for _, m := range macros(g.r.opData) {

@@ -26,9 +26,9 @@ import (
 // worst); a full cache is emptied and learns again. Nothing here is ever
 // logged; the strings are the event's own, as the handler holds them.
 type warmCache struct {
-	words, steps int // of the plan: a gate-rule bitset's length, the transformation steps
-	mu           sync.RWMutex
-	strs         map[string]*warmStr
+	bitsLen, steps int // of the plan: a string's bitsets' length, the transformation steps
+	mu             sync.RWMutex
+	strs           map[string]*warmStr
 	// seen holds the hashes of strings met in one event and not kept yet.
 	seen map[uint64]struct{}
 	// bytes counts the bytes of the strings and results kept.
@@ -48,7 +48,7 @@ type warmStr struct {
 	s       string // the string, as the cache's key holds it
 	feat    uint16
 	scanned uint8
-	bits    []uint64 // hits, done and matched, as in strCache.arena; nil until known
+	bits    []uint64 // as in strCache.arena (gateIndex.bitsLen); nil until known
 	steps   []warmStep
 }
 
@@ -60,8 +60,8 @@ type warmStep struct {
 	out  string
 }
 
-func newWarmCache(words, steps int) *warmCache {
-	return &warmCache{words: words, steps: steps, strs: map[string]*warmStr{}, seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+func newWarmCache(bitsLen, steps int) *warmCache {
+	return &warmCache{bitsLen: bitsLen, steps: steps, strs: map[string]*warmStr{}, seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 }
 
 // An event's string cache holds w.mu read-locked from newStrCache to
@@ -103,7 +103,7 @@ func (w *warmCache) load(c *strCache, i int32, ws *warmStr) {
 // strings already kept get the new answers; others are kept the second
 // time an event meets them.
 func (w *warmCache) learn(c *strCache) {
-	words, steps := w.words, w.steps
+	n, steps := w.bitsLen, w.steps
 	if !w.mu.TryLock() {
 		return
 	}
@@ -135,9 +135,9 @@ func (w *warmCache) learn(c *strCache) {
 		ws.scanned |= in.scanned
 		if in.bits >= 0 {
 			if ws.bits == nil {
-				ws.bits = make([]uint64, 3*words)
+				ws.bits = make([]uint64, n)
 			}
-			for k, b := range c.arena[in.bits : in.bits+int32(3*words)] {
+			for k, b := range c.arena[in.bits : in.bits+int32(n)] {
 				ws.bits[k] |= b
 			}
 		}
