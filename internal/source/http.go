@@ -63,20 +63,22 @@ func request(kind Kind, m *members) (r *Request, text string) {
 		if c := firstByte(r.Body); c == '{' || c == '[' {
 			ct = "application/json"
 		}
-		r.Headers = append(r.Headers, Header{Name: "Content-Type", Value: ct})
+		r.Headers = append(r.Headers, Header{Name: "content-type", Value: ct})
 	}
 	// API Gateway and the ALB terminate HTTP and drop the framing headers;
+	// the headers added are named in lowercase, as HTTP/2 and API Gateway
+	// v2 name them.
 	// a client sending a POST, PUT, PATCH or DELETE sent a length, so give
 	// the rules one (CRS 920180 flags a POST without it). A GET that carries
 	// a body gets none: API Gateway passes such bodies on, and the body is
 	// inspected either way.
 	if !hasHeader(r.Headers, "Content-Length") && !hasHeader(r.Headers, "Transfer-Encoding") &&
 		(r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH" || r.Method == "DELETE") {
-		r.Headers = append(r.Headers, Header{Name: "Content-Length", Value: strconv.Itoa(len(r.Body))})
+		r.Headers = append(r.Headers, Header{Name: "content-length", Value: strconv.Itoa(len(r.Body))})
 	}
 	if !hasHeader(r.Headers, "Host") {
 		if d := m.domainName.String(); d != "" {
-			r.Headers = append(r.Headers, Header{Name: "Host", Value: d})
+			r.Headers = append(r.Headers, Header{Name: "host", Value: d})
 		}
 	}
 	return r, text
@@ -130,6 +132,9 @@ func query(m *members, escape bool) string {
 // pairs).
 func headers(hs []Header, single, multi gjson.Result) []Header {
 	pairs(single, multi, func(k, v string) {
+		if hs == nil {
+			hs = make([]Header, 0, 16) // a typical request's, and the headers added later
+		}
 		hs = append(hs, Header{Name: k, Value: v})
 	})
 	return hs

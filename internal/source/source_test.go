@@ -434,7 +434,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayREST,
 		req: &Request{
 			Method: "GET", URI: "/a%20b/%C3%BC?q=a+b&q=x%26y&k%3D=1", Protocol: "HTTP/2.0",
-			Headers: []Header{{"X-A", "1"}, {"X-A", "2"}, {"User-Agent", "ua"}, {"Host", "api.example.com"}},
+			Headers: []Header{{"X-A", "1"}, {"X-A", "2"}, {"User-Agent", "ua"}, {"host", "api.example.com"}},
 			Body:    []byte("<script>"), RemoteAddr: "1.2.3.4",
 		},
 	},
@@ -446,7 +446,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayREST,
 		req: &Request{
 			Method: "POST", URI: "/?a=1", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "text/plain"}, {"Content-Length", "11"}},
+			Headers: []Header{{"Content-Type", "text/plain"}, {"content-length", "11"}},
 			Body:    []byte("not base64!"),
 		},
 	},
@@ -461,7 +461,7 @@ var parseCases = []parseCase{
 		req: &Request{
 			Method: "POST", URI: "/p%20q?a=1&b=%27", Protocol: "HTTP/1.1",
 			Headers: []Header{{"cookie", "pre=0; s=1; t=2"}, {"user-agent", "ua"}, {"accept", "a,b"},
-				{"Content-Length", "7"}, {"Host", "x.execute-api.us-east-1.amazonaws.com"}},
+				{"content-length", "7"}, {"host", "x.execute-api.us-east-1.amazonaws.com"}},
 			Body: []byte(`{"a":1}`), RemoteAddr: "5.6.7.8",
 			JSON: true, Fields: []Field{{"body.a", "1"}},
 		},
@@ -486,7 +486,7 @@ var parseCases = []parseCase{
 		kind: FunctionURL,
 		req: &Request{
 			Method: "PUT", URI: "/x", Protocol: "HTTP/1.1",
-			Headers: []Header{{"x-h", "v"}, {"Cookie", "c=1"}, {"Content-Length", "5"}, {"Host", "abc.lambda-url.us-east-1.on.aws"}},
+			Headers: []Header{{"x-h", "v"}, {"Cookie", "c=1"}, {"content-length", "5"}, {"host", "abc.lambda-url.us-east-1.on.aws"}},
 			Body:    []byte("plain"), RemoteAddr: "1.1.1.1",
 		},
 	},
@@ -517,7 +517,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayWebSocket,
 		req: &Request{
 			Method: "POST", URI: "/", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "application/json"}, {"Content-Length", "15"}, {"Host", "ws.example.com"}},
+			Headers: []Header{{"content-type", "application/json"}, {"content-length", "15"}, {"host", "ws.example.com"}},
 			Body:    []byte(` {"action":"x"}`), RemoteAddr: "9.9.9.9",
 			JSON: true, Fields: []Field{{"body.action", "x"}},
 		},
@@ -529,7 +529,7 @@ var parseCases = []parseCase{
 		kind: APIGatewayWebSocket,
 		req: &Request{
 			Method: "POST", URI: "/", Protocol: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "text/plain"}, {"Content-Length", "5"}},
+			Headers: []Header{{"content-type", "text/plain"}, {"content-length", "5"}},
 			Body:    []byte("hello"),
 		},
 	},

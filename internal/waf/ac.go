@@ -10,6 +10,9 @@ import (
 // in the text, even inside another). The root's transitions are a dense
 // table; other states keep their few edges in a flat sorted list, which is
 // small for the thousands of atoms the gate scans for.
+//
+// Atoms are lowercase, and a text is scanned with its ASCII letters
+// lowercased, without a lowered copy of it.
 type acMatcher struct {
 	root  [256]int32
 	first []int32 // state → index of its first edge in label/next
@@ -138,14 +141,22 @@ func (m *acMatcher) walk(s int32, c byte) int32 {
 	return m.root[c]
 }
 
+// lowerBytes maps each byte to itself with ASCII letters lowercased.
+var lowerBytes = func() (t [256]byte) {
+	for c := range t {
+		t[c] = lowerByte(byte(c))
+	}
+	return t
+}()
+
 // scan appends to found the id of every atom occurring in
-// frame+text+frame, once per occurrence.
+// frame+text+frame (ASCII letters lowercased), once per occurrence.
 func (m *acMatcher) scan(text string, found []int32) []int32 {
 	s := int32(0)
 	for i := -1; i <= len(text); i++ {
 		c := frame[0]
 		if i >= 0 && i < len(text) {
-			c = text[i]
+			c = lowerBytes[text[i]]
 		}
 		s = m.step(s, c)
 		for o := s; o >= 0; o = m.out[o] {
@@ -157,7 +168,8 @@ func (m *acMatcher) scan(text string, found []int32) []int32 {
 	return found
 }
 
-// found reports whether an atom occurs in frame+text+frame.
+// found reports whether an atom occurs in frame+text+frame (ASCII
+// letters lowercased).
 func (m *acMatcher) found(text string) bool {
 	s := m.step(0, frame[0])
 	if m.out[s] >= 0 || m.atom[s] >= 0 {
@@ -166,7 +178,7 @@ func (m *acMatcher) found(text string) bool {
 	for i := 0; i <= len(text); i++ {
 		c := frame[0]
 		if i < len(text) {
-			c = text[i]
+			c = lowerBytes[text[i]]
 		}
 		if s = m.step(s, c); m.atom[s] >= 0 || m.out[s] >= 0 {
 			return true

@@ -555,26 +555,26 @@ func newAtomFilter(set []string, strip bool) *atomFilter {
 }
 
 func (f *atomFilter) shows(s string) bool {
-	lower, folded := scanTexts(s)
+	folded := scanFolded(s)
 	if f.strip {
-		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
+		s, folded = deleteChars(s, evasionChars), deleteChars(folded, evasionChars)
 	}
-	return f.m.found(lower) || folded != "" && f.m.found(folded)
+	return f.m.found(s) || folded != "" && f.m.found(folded)
 }
 
-// scanTexts are the forms of a value the atoms are looked for in: ASCII
-// letters lowercased; and, when the value has them, also with the
-// non-ASCII fold forms of ASCII letters replaced by those letters (the
-// raw form is still needed for patterns Coraza matches byte-wise, where
-// the last byte of K U+212A is a byte a pattern can name).
-func scanTexts(s string) (lower, folded string) {
-	lower = asciiLower(s)
-	for i := 0; i < len(lower); i++ {
-		if lower[i] >= utf8.RuneSelf {
-			return lower, foldASCII(lower[i:], lower[:i])
+// A value is scanned for atoms as it is, ASCII letters lowercased (the
+// automaton lowers them, see acMatcher); and, when it has them, also with
+// the non-ASCII fold forms of ASCII letters replaced by those letters:
+// scanFolded returns that form, or "" (the raw form is still needed for
+// patterns Coraza matches byte-wise, where the last byte of K U+212A is a
+// byte a pattern can name).
+func scanFolded(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return foldASCII(s[i:], s[:i])
 		}
 	}
-	return lower, ""
+	return ""
 }
 
 // foldASCII replaces the fold forms of ASCII letters in s, returning ""

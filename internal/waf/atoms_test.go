@@ -115,7 +115,7 @@ func TestAtomsSoundOnRuleSet(t *testing.T) {
 }
 
 func scanShows(s string, set []string, deleted bool) bool {
-	lower, folded := scanTexts(s)
+	lower, folded := asciiLower(s), asciiLower(scanFolded(s))
 	if deleted {
 		lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
 	}

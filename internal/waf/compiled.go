@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -42,14 +43,16 @@ type compiledRule struct {
 type ruleVar struct {
 	v          variables.RuleVariable
 	keyStr     string
+	keyLower   string // strings.ToLower(keyStr)
 	keyRx      *regexp.Regexp
 	count      bool
 	exceptions []ruleVarException
 }
 
 type ruleVarException struct {
-	keyStr string
-	keyRx  *regexp.Regexp
+	keyStr   string
+	keyLower string // strings.ToLower(keyStr)
+	keyRx    *regexp.Regexp
 }
 
 var errLayout = errors.New("unknown Coraza rule layout")
@@ -99,10 +102,12 @@ func readRule(v reflect.Value) (*compiledRule, error) {
 			keyStr: field(p, "KeyStr").String(),
 			count:  field(p, "Count").Bool(),
 		}
+		rv.keyLower = strings.ToLower(rv.keyStr)
 		rv.keyRx, _ = field(p, "KeyRx").Interface().(*regexp.Regexp)
 		ex := field(p, "Exceptions")
 		for j := 0; j < ex.Len(); j++ {
 			e := ruleVarException{keyStr: field(ex.Index(j), "KeyStr").String()}
+			e.keyLower = strings.ToLower(e.keyStr)
 			e.keyRx, _ = field(ex.Index(j), "KeyRx").Interface().(*regexp.Regexp)
 			rv.exceptions = append(rv.exceptions, e)
 		}

@@ -302,11 +302,9 @@ func phrases(list []string) ([]string, bool) {
 // transaction, with a strCache that may outlive it.
 type gateEval struct {
 	*strCache
-	p       *plan
-	state   plugintypes.TransactionState
-	cand    bitset
-	groups  []evalGroup // value's scratch
-	stepBuf []int32     // steps' scratch
+	p     *plan
+	state plugintypes.TransactionState
+	cand  bitset
 	// derived are the long strings transformations made for the current
 	// value, with their slot in nexts: forgotten once it is evaluated.
 	derived [][2]int32
@@ -315,11 +313,12 @@ type gateEval struct {
 	args []arg
 }
 
-// fieldValues is a collection query's result: each value's key, and the
-// value's index in the string cache.
+// fieldValues is a collection query's result: each value's key, the key
+// lowercased (as Coraza's case-insensitive collections match keys), and
+// the value's index in the string cache.
 type fieldValues struct {
-	keys []string
-	ids  []int32
+	keys, lower []string
+	ids         []int32
 }
 
 // strCache holds what the gate learns about strings, keyed by content,
@@ -336,12 +335,17 @@ type strCache struct {
 	arena []uint64 // per string, bitsLen words: see gateIndex.bitsLen
 	nexts []int32  // per string, step → 1 + index of the string it makes, 0 until known
 	found []int32  // scan's scratch
-	// fields caches the gate's collection queries of one phase, which
-	// Coraza allocates and many selections repeat; their keys and ids
-	// are slices of keys and ids.
-	fields map[fieldQuery]fieldValues
-	keys   []string
-	ids    []int32
+	// fields caches the gate's collection queries of one phase; their
+	// keys, lowered keys and ids are slices of keys, lower and ids.
+	fields      map[fieldQuery]fieldValues
+	keys, lower []string
+	ids         []int32
+	// groups, stepBuf, candBuf and argBuf are gateEval's scratch, kept
+	// with the cache so that the next event reuses them.
+	groups  []evalGroup
+	stepBuf []int32
+	candBuf bitset
+	argBuf  []arg
 	// warm is what the plan knew of strings before this event, and learns
 	// from it at release; nil keeps the cache to one event.
 	warm *warmCache
@@ -382,8 +386,10 @@ func (c *strCache) release() {
 	clear(c.strs)
 	clear(c.info) // drop the references to the event's strings
 	clear(c.keys)
+	clear(c.lower)
 	clear(c.fields)
-	c.info, c.arena, c.nexts, c.found, c.keys, c.ids = c.info[:0], c.arena[:0], c.nexts[:0], c.found[:0], c.keys[:0], c.ids[:0]
+	clear(c.argBuf[:cap(c.argBuf)]) // drop the references to the event's names
+	c.info, c.arena, c.nexts, c.found, c.keys, c.lower, c.ids = c.info[:0], c.arena[:0], c.nexts[:0], c.found[:0], c.keys[:0], c.lower[:0], c.ids[:0]
 	strCaches.Put(c)
 }
 
@@ -404,12 +410,18 @@ type strInfo struct {
 }
 
 // newGateEval evaluates p's gate on tx, with the string cache c.
+// Only one gateEval of a cache is used at a time: they share its scratch.
 func newGateEval(p *plan, tx types.Transaction, c *strCache) *gateEval {
+	if cap(c.candBuf) < p.ix.words {
+		c.candBuf = make(bitset, p.ix.words)
+	}
+	c.candBuf = c.candBuf[:p.ix.words]
+	clear(c.candBuf)
 	return &gateEval{
 		strCache: c,
 		p:        p,
 		state:    tx.(plugintypes.TransactionState),
-		cand:     make(bitset, p.ix.words),
+		cand:     c.candBuf,
 	}
 }
 
@@ -443,8 +455,8 @@ func (g *gateEval) candidates(dst []int, phase int) []int {
 // strings.ToLower; both are checked.
 func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms *atomFilter) bool {
 	fv := g.query(&ruleVar{v: v})
-	for _, k := range fv.keys {
-		if atoms.shows(k) || atoms.shows(strings.ToLower(k)) {
+	for i, k := range fv.keys {
+		if atoms.shows(k) || fv.lower[i] != k && atoms.shows(fv.lower[i]) {
 			return true
 		}
 	}
@@ -456,8 +468,8 @@ func (g *gateEval) anyKeyShows(v variables.RuleVariable, atoms *atomFilter) bool
 func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 	fv := g.query(rv)
 	n := 0
-	for i, k := range fv.keys {
-		if len(rv.exceptions) > 0 && excepted(rv.exceptions, k) {
+	for i := range fv.keys {
+		if len(rv.exceptions) > 0 && excepted(rv.exceptions, fv.lower[i]) {
 			continue
 		}
 		n++
@@ -471,15 +483,19 @@ func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 	}
 }
 
-// query is query(state, rv), once per phase, with each value's index in
-// the string cache; the body's arguments, when the gate holds them (see
-// args), are added to the collections that hold them in Coraza.
+// query is what query(state, rv) selects, once per phase, with each
+// value's index in the string cache; the body's arguments, when the gate
+// holds them (see args), are added to the collections that hold them in
+// Coraza. A key or key regex selects from the collection's entries (see
+// entries) as Coraza's case-insensitive collections select, by the
+// lowercased key; for a collection of names Coraza looks the key up
+// as written, so this selects a superset there, which can only add
+// candidates.
 func (g *gateEval) query(rv *ruleVar) fieldValues {
 	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
 	if fv, ok := g.fields[q]; ok {
 		return fv
 	}
-	start := len(g.keys)
 	own := rv.v
 	if g.args != nil {
 		switch rv.v {
@@ -491,22 +507,30 @@ func (g *gateEval) query(rv *ruleVar) fieldValues {
 			own = variables.Unknown
 		}
 	}
+	whole := rv.keyStr == "" && rv.keyRx == nil
+	if own == rv.v && whole {
+		return g.entries(own)
+	}
+	var all fieldValues
 	if own != variables.Unknown {
-		sel := *rv
-		sel.v = own
-		for _, m := range query(g.state, &sel) {
-			g.keys = append(g.keys, m.Key())
-			g.ids = append(g.ids, g.str(m.Value()))
+		all = g.entries(own) // before start: it may append
+	}
+	start := len(g.keys)
+	if own != variables.Unknown {
+		_, keyed := g.state.Collection(own).(collection.Keyed)
+		for i := range all.keys {
+			if whole || keyed && selects(rv, all.lower[i]) {
+				g.keys, g.lower, g.ids = append(g.keys, all.keys[i]), append(g.lower, all.lower[i]), append(g.ids, all.ids[i])
+			}
 		}
 	}
 	if own != rv.v {
 		names := rv.v == variables.ArgsNames || rv.v == variables.ArgsPostNames
 		for _, a := range g.args {
-			key := g.info[a.name].s
-			if !selects(rv, key) {
+			if !selects(rv, a.lower) {
 				continue
 			}
-			g.keys = append(g.keys, key)
+			g.keys, g.lower = append(g.keys, g.info[a.name].s), append(g.lower, a.lower)
 			if names {
 				g.ids = append(g.ids, a.name)
 			} else {
@@ -514,28 +538,76 @@ func (g *gateEval) query(rv *ruleVar) fieldValues {
 			}
 		}
 	}
+	return g.keep(q, start)
+}
+
+// entries is every entry of the collection, once per phase: Coraza
+// allocates for each query, so the gate makes one and selects from it.
+func (g *gateEval) entries(v variables.RuleVariable) fieldValues {
+	q := fieldQuery{v: v}
+	if fv, ok := g.fields[q]; ok {
+		return fv
+	}
+	if base, ok := namesOf[v]; ok {
+		// The names of a collection are its keys: no second query.
+		all := g.entries(base)
+		start := len(g.keys)
+		for i, k := range all.keys {
+			g.keys, g.lower, g.ids = append(g.keys, k), append(g.lower, all.lower[i]), append(g.ids, g.str(k))
+		}
+		return g.keep(q, start)
+	}
+	start := len(g.keys)
+	switch col := g.state.Collection(v).(type) {
+	case nil:
+	case collection.Single:
+		g.keys, g.lower, g.ids = append(g.keys, ""), append(g.lower, ""), append(g.ids, g.str(col.Get()))
+	default:
+		for _, m := range col.FindAll() {
+			k := m.Key()
+			g.keys, g.lower, g.ids = append(g.keys, k), append(g.lower, strings.ToLower(k)), append(g.ids, g.str(m.Value()))
+		}
+	}
+	return g.keep(q, start)
+}
+
+// namesOf maps a collection of names to the collection whose keys they
+// are (Coraza v3.8.1: NamedCollection.Names).
+var namesOf = map[variables.RuleVariable]variables.RuleVariable{
+	variables.RequestHeadersNames:  variables.RequestHeaders,
+	variables.RequestCookiesNames:  variables.RequestCookies,
+	variables.ArgsGetNames:         variables.ArgsGet,
+	variables.ArgsPostNames:        variables.ArgsPost,
+	variables.ResponseHeadersNames: variables.ResponseHeaders,
+	variables.MatchedVarsNames:     variables.MatchedVars,
+}
+
+// keep caches the query whose values were appended from start on.
+func (g *gateEval) keep(q fieldQuery, start int) fieldValues {
 	end := len(g.keys)
-	fv := fieldValues{keys: g.keys[start:end:end], ids: g.ids[start:end:end]}
+	fv := fieldValues{keys: g.keys[start:end:end], lower: g.lower[start:end:end], ids: g.ids[start:end:end]}
 	g.fields[q] = fv
 	return fv
 }
 
-// selects reports whether the variable's key selects an argument named
-// key, as Coraza's case-insensitive argument collections select it (by
-// the lowercased name).
-func selects(rv *ruleVar, key string) bool {
+// selects reports whether the variable's key selects an entry whose
+// lowercased key is lower.
+func selects(rv *ruleVar, lower string) bool {
 	switch {
 	case rv.keyRx != nil:
-		return rv.keyRx.MatchString(strings.ToLower(key))
+		return rv.keyRx.MatchString(lower)
 	case rv.keyStr != "":
-		return strings.ToLower(rv.keyStr) == strings.ToLower(key)
+		return rv.keyLower == lower
 	}
 	return true
 }
 
 // arg is an argument of the body held by the gate: its name and value,
-// indexes in the string cache.
-type arg struct{ name, value int32 }
+// indexes in the string cache, and its name lowercased.
+type arg struct {
+	name, value int32
+	lower       string
+}
 
 // setArgs has the gate hold the fields as the body's arguments (ARGS_POST),
 // named as addFields names them, instead of reading them from the
@@ -543,10 +615,12 @@ type arg struct{ name, value int32 }
 // and names repeated across events come from the warm cache, not a copy.
 func (g *gateEval) setArgs(fields []source.Field) {
 	var name []byte
-	g.args = make([]arg, 0, len(fields))
+	g.args = g.argBuf[:0]
+	defer func() { g.argBuf = g.args[:0] }()
 	for _, f := range fields {
 		name = ArgName(name[:0], f.Name)
-		g.args = append(g.args, arg{g.strBytes(name), g.str(f.Value)})
+		ni := g.strBytes(name)
+		g.args = append(g.args, arg{ni, g.str(f.Value), strings.ToLower(g.info[ni].s)})
 	}
 }
 
@@ -615,8 +689,9 @@ func (g *gateEval) group(ti int32, ch *gateChain) {
 		}
 	}
 	if gr == nil {
-		// Reuse the bitsets of an earlier value's group when there is one.
-		if n := len(g.groups); n < cap(g.groups) && g.groups[:n+1][n].rules != nil {
+		// Reuse the bitsets of an earlier value's group when there is one
+		// (of this plan: the cache serves both).
+		if n := len(g.groups); n < cap(g.groups) && len(g.groups[:n+1][n].rules) == len(ch.rules) {
 			g.groups = g.groups[:n+1]
 		} else {
 			g.groups = append(g.groups, evalGroup{rules: make(bitset, len(ch.rules)), always: make(bitset, len(ch.rules))})
@@ -728,19 +803,19 @@ func (g *gateEval) scan(i int32, rules bitset) (hits, done, matched bitset) {
 	n := int32(g.p.ix.words)
 	off := g.bits(i)
 	hits = g.arena[off : off+n]
-	var lower, folded string
+	text, folded, first := g.info[i].s, "", true
 	for m, ac := range g.p.ix.atoms.ac {
 		if g.info[i].scanned&(1<<m) != 0 || !g.needs(rules, g.p.ix.moded[m]) {
 			continue
 		}
 		g.info[i].scanned |= 1 << m
-		if lower == "" {
-			lower, folded = scanTexts(g.info[i].s)
+		if first {
+			folded, first = scanFolded(text), false
 		}
 		if m == 1 {
-			lower, folded = deleteChars(lower, evasionChars), deleteChars(folded, evasionChars)
+			text, folded = deleteChars(text, evasionChars), deleteChars(folded, evasionChars)
 		}
-		g.found = ac.scan(lower, g.found[:0])
+		g.found = ac.scan(text, g.found[:0])
 		if folded != "" {
 			g.found = ac.scan(folded, g.found)
 		}
@@ -891,7 +966,7 @@ func getField(state plugintypes.TransactionState, rv *ruleVar) []types.MatchData
 	if len(rv.exceptions) > 0 {
 		kept := make([]types.MatchData, 0, len(matches))
 		for _, c := range matches {
-			if !excepted(rv.exceptions, c.Key()) {
+			if !excepted(rv.exceptions, strings.ToLower(c.Key())) {
 				kept = append(kept, c)
 			}
 		}
@@ -925,10 +1000,11 @@ func query(state plugintypes.TransactionState, rv *ruleVar) []types.MatchData {
 	return col.FindAll()
 }
 
-func excepted(exs []ruleVarException, key string) bool {
-	lkey := strings.ToLower(key)
+// excepted reports whether an exception removes the entry whose key,
+// lowercased, is lkey (Coraza's GetField).
+func excepted(exs []ruleVarException, lkey string) bool {
 	for _, ex := range exs {
-		if (ex.keyRx != nil && ex.keyRx.MatchString(lkey)) || (ex.keyRx == nil && (ex.keyStr == "" || strings.ToLower(ex.keyStr) == lkey)) {
+		if (ex.keyRx != nil && ex.keyRx.MatchString(lkey)) || (ex.keyRx == nil && (ex.keyStr == "" || ex.keyLower == lkey)) {
 			return true
 		}
 	}
