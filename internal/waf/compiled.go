@@ -26,6 +26,7 @@ type compiledRule struct {
 	id, phase  int
 	raw        string
 	secMark    string
+	tags       []string
 	vars       []ruleVar
 	trans      []plugintypes.Transformation
 	transIDs   []uintptr // code pointer of each transformation: its identity
@@ -94,6 +95,7 @@ func readRule(v reflect.Value) (*compiledRule, error) {
 		raw:     field(meta, "Raw_").String(),
 		secMark: field(meta, "SecMark_").String(),
 	}
+	r.tags, _ = field(meta, "Tags_").Interface().([]string)
 	vars := field(v, "variables")
 	for i := 0; i < vars.Len(); i++ {
 		p := vars.Index(i)

@@ -48,22 +48,20 @@ type plan struct {
 	// base is the result when no gate rule matches.
 	base Result
 	// skipped[i] are the rules a skip:N of the rule at index i passes
-	// over: the next N of its phase.
-	skipped [][]int
-	ix      gateIndex
+	// over: the next N of its phase; skippers[i] the rules whose skipped
+	// has i.
+	skipped, skippers [][]int
+	ix                gateIndex
 	// gateOf[i] is the index in gate of the rule at index i, or -1.
 	gateOf []int
 	// probe evaluates the rules settled by probing (settle.go), whose
 	// indexes in gate are probed; nil when there are none. probeStatic
-	// are the static TX values they read, and probeHeaders is true when
-	// they are phase 1 rules reading only request headers and TX: the
-	// probe transaction then gets the headers and nothing else.
-	probe        coraza.WAF
-	probed       []int
-	probeStatic  []txValue
-	probeHeaders bool
-	memo         *probeMemo
-	warm         *warmCache // what the gate learnt of strings in earlier events
+	// are the static TX values they read.
+	probe       coraza.WAF
+	probed      []int
+	probeStatic []txValue
+	memo        *probeMemo
+	warm        *warmCache // what the gate learnt of strings in earlier events
 	// argsFree is true when no gate rule's operator has a macro reading
 	// arguments: the gate may then hold a body's arguments itself.
 	argsFree bool
@@ -72,8 +70,9 @@ type plan struct {
 type gateRule struct {
 	index   int // in plan.rules
 	r       *compiledRule
-	unknown bool // no operator the gate can run: always a candidate
-	settle  int  // settleNone, settlePure or settleProbe
+	unknown bool  // no operator the gate can run: always a candidate
+	settle  int   // settleNone, settlePure or settleProbe
+	targets []int // pure: the rules its ctl may remove targets from (ctlTargets)
 }
 
 var (
@@ -384,6 +383,7 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 			p.remove = append(p.remove, r.id)
 		}
 	}
+	p.settleFacts()
 	p.buildGate(atoms)
 	p.warm = newWarmCache(p.ix.bitsLen(), len(p.ix.steps))
 	p.argsFree = true
@@ -410,7 +410,6 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 		if probe, err := newProbe(probed); err == nil {
 			p.probe = probe
 			p.probeStatic = p.staticReads(probed, true)
-			p.probeHeaders = headersOnly(probed)
 			p.memo = newProbeMemo(probed)
 		} else {
 			for _, gi := range p.probed {
@@ -462,20 +461,18 @@ func (p *plan) staticReads(rules []*compiledRule, chains bool) []txValue {
 	return out
 }
 
-// headersOnly reports whether the rules are phase 1 rules whose every link
-// reads only request headers and TX.
-func headersOnly(rules []*compiledRule) bool {
-	for _, r := range rules {
-		if r.phase != 1 {
-			return false
-		}
-		for c := r; c != nil; c = c.chain {
-			for _, v := range c.vars {
-				switch v.v {
-				case variables.RequestHeaders, variables.RequestHeadersNames, variables.TX:
-				default:
-					return false
-				}
+// headersOnly reports whether r is a phase 1 rule whose every link reads
+// only request headers and TX.
+func headersOnly(r *compiledRule) bool {
+	if r.phase != 1 {
+		return false
+	}
+	for c := r; c != nil; c = c.chain {
+		for _, v := range c.vars {
+			switch v.v {
+			case variables.RequestHeaders, variables.RequestHeadersNames, variables.TX:
+			default:
+				return false
 			}
 		}
 	}
@@ -571,8 +568,9 @@ func readsAny(n *txNames, names []string) bool {
 
 // prune removes from tx every rule the plan proved irrelevant: static
 // rules (their TX values are prefilled instead), unreachable rules, and
-// gate rules not in cand. A rule that a possibly running skip:N would skip
-// stays, so the skip counts the same rules.
+// gate rules not in cand (the candidates a run must have, see run). A rule
+// that a possibly running skip:N would skip stays, so the skip counts the
+// same rules.
 func (p *plan) prune(tx types.Transaction, cand []int) {
 	prefill(tx, p.static)
 	for _, id := range p.remove {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"regexp"
 	"regexp/syntax"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -17,18 +19,26 @@ import (
 // result: CRS 941010 (a ctl that narrows other rules' targets), 920539 (a
 // skip over a rule that does not match anyway), 920420 and 920450 (their
 // first link matches any Content-Type or header name; the chain then
-// checks a policy list). When they are the only candidates, Coraza need
-// not run: the event's result is the baseline. This file decides when.
+// checks a policy list). Such a candidate is settled for a run of Coraza
+// when its match cannot change that run's result: it is then left out of
+// the run (plan.run), and when every candidate is, Coraza need not run at
+// all: the event's result is the baseline. This file decides when.
 //
 //   - pure: a rule whose match has no effect on the result — no message,
 //     score, capture, chain or disruptive action, a ctl only removing
-//     targets from other rules (which, being no candidates, match
-//     nothing anyway), a skip only over gate rules that are no candidates.
+//     targets from other rules, a skip only over the next rules of its
+//     phase. It is settled when those rules are not in the run: gate rules
+//     that are no candidates (they match nothing anyway) or that are
+//     themselves left out.
 //   - probed: a chained rule whose first link has side effects only on
 //     TX variables no other rule reads (and on TX.0, which every other
 //     reader captures itself first). Whether its whole chain matches is
 //     asked of a small probe WAF compiled from just these rules: Coraza
 //     itself evaluates them, on a transaction populated like the real one.
+//     It is settled when the probe says it does not match.
+//
+// Either way, a candidate that a rule of the run skips over stays, so the
+// skip counts the same rules (see prune).
 const (
 	settleNone = iota
 	settlePure
@@ -38,23 +48,98 @@ const (
 var pureActions = map[string]bool{"log": true, "nolog": true, "auditlog": true, "noauditlog": true,
 	"pass": true, "t": true, "ctl": true, "skip": true}
 
-var ctlRx = regexp.MustCompile(`(?i)ctl:([a-z]+)`)
+// ctlRx finds the ctl actions of a rule's text, with what follows the
+// "=": the value up to a ";" (which the ";" itself follows: group 3).
+var ctlRx = regexp.MustCompile(`(?i)ctl:'?([a-z]+)(?:=([^;,'"]*)(;?))?`)
 
 func pure(r *compiledRule) bool {
 	if r.hasMsg || r.capture || r.chain != nil {
 		return false
 	}
+	ctls := 0
 	for _, a := range r.actions {
 		if !pureActions[a] {
 			return false
 		}
+		if a == "ctl" {
+			ctls++
+		}
 	}
-	for _, m := range ctlRx.FindAllStringSubmatch(r.raw, -1) {
+	// Every ctl action must be one the text shows: one written some other
+	// way could be anything.
+	found := ctlRx.FindAllStringSubmatch(r.raw, -1)
+	if len(found) != ctls {
+		return false
+	}
+	for _, m := range found {
 		if !strings.HasPrefix(strings.ToLower(m[1]), "ruleremovetargetby") {
 			return false
 		}
 	}
 	return true
+}
+
+// ctlTargets returns the rules (indexes in rules) from which the ctl
+// actions of pure rule r may remove targets: the rules of a
+// ruleRemoveTargetById's id or range, those of a ruleRemoveTargetByTag's
+// tag (compared as Coraza does, though ignoring case and surrounding
+// space: a superset), and every rule for a ctl whose value it cannot read
+// (ruleRemoveTargetByMsg, a value not followed by ";").
+func ctlTargets(r *compiledRule, rules []*compiledRule) []int {
+	var out []int
+	for _, m := range ctlRx.FindAllStringSubmatch(r.raw, -1) {
+		value := strings.TrimSpace(m[2])
+		target := func(*compiledRule) bool { return true }
+		switch kind := strings.ToLower(m[1]); {
+		case m[3] != ";":
+		case kind == "ruleremovetargetbyid":
+			if lo, hi, ok := idRange(value); ok {
+				target = func(o *compiledRule) bool { return o.id >= lo && o.id <= hi }
+			}
+		case kind == "ruleremovetargetbytag":
+			target = func(o *compiledRule) bool {
+				return slices.ContainsFunc(o.tags, func(t string) bool { return strings.EqualFold(strings.TrimSpace(t), value) })
+			}
+		}
+		for j, o := range rules {
+			if target(o) {
+				out = append(out, j)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// idRange parses a ctl's rule id or id range ("942100", "942100-942199").
+func idRange(s string) (lo, hi int, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err := strconv.Atoi(strings.TrimSpace(a))
+	if err != nil {
+		return 0, 0, false
+	}
+	if !isRange {
+		return lo, lo, true
+	}
+	hi, err = strconv.Atoi(strings.TrimSpace(b))
+	return lo, hi, err == nil
+}
+
+// settleFacts records, once the plan's rules are classified, what run
+// needs: the rules each pure gate rule's ctl reaches, and the rules whose
+// skip passes over each rule.
+func (p *plan) settleFacts() {
+	p.skippers = make([][]int, len(p.rules))
+	for i, skipped := range p.skipped {
+		for _, j := range skipped {
+			p.skippers[j] = append(p.skippers[j], i)
+		}
+	}
+	for gi := range p.gate {
+		if g := &p.gate[gi]; g.settle == settlePure {
+			g.targets = ctlTargets(g.r, p.rules)
+		}
+	}
 }
 
 // probeable reports whether rule i may be settled by the probe: a chain
@@ -185,37 +270,84 @@ func newProbe(rules []*compiledRule) (coraza.WAF, error) {
 	return coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(b.String()))
 }
 
-// settled reports whether the candidates are all settled: pure, or probed
-// and not matching (probe answers for one probed gate rule; nil: no probe
-// can run, so a probed candidate is not settled).
-func (p *plan) settled(cand []int, probe func(gi int) bool) bool {
+// probeFunc answers whether probed gate rule gi matches the event; known
+// is false when it cannot tell. With cheap set it runs no probe
+// transaction whose cost would recur (see Engine.prober).
+type probeFunc func(gi int, cheap bool) (matched, known bool)
+
+// settled reports whether no candidate needs Coraza (see run).
+func (p *plan) settled(cand []int, probe probeFunc) bool {
+	return len(p.run(cand, probe)) == 0
+}
+
+// run returns the candidates a run of Coraza must have: cand without those
+// settled for this run, or nil when none remains (the result is then the
+// baseline). A candidate is left out when
+//   - it is probed, and probe says it does not match; or
+//   - it is pure, its skip passes only over gate rules that stay out of
+//     the run, its ctl reaches no rule in it (p.keep's rules nor the
+//     candidates that stay), and no rule that may run (p.keep's, a
+//     candidate) skips over it: prune would keep it in the transaction,
+//     so that the skip counts the same rules, and there it would skip
+//     over other rules than its own, which prune removed.
+//
+// What stays is decided against a superset of the final run (every
+// candidate but the probed ones left out), so that each condition also
+// holds against the run itself. A nil probe settles no probed rule; when
+// some candidate runs in any case (it is neither pure nor probed), probe
+// is asked to be cheap: a probe transaction for this event alone would
+// cost more than the rule it might leave out.
+func (p *plan) run(cand []int, probe probeFunc) []int {
 	isCand := make(bitset, p.ix.words)
-	needProbe := false
+	anyway := false
 	for _, c := range cand {
 		isCand.set(c)
-		switch p.gate[c].settle {
-		case settleNone:
-			return false
-		case settleProbe:
-			needProbe = true
-		}
+		anyway = anyway || p.gate[c].settle == settleNone
 	}
-	// A skip must only pass over gate rules that match nothing.
+	stays := make(bitset, p.ix.words) // the superset
 	for _, c := range cand {
-		for _, j := range p.skipped[p.gate[c].index] {
-			if gi := p.gateOf[j]; gi < 0 || isCand.has(gi) {
-				return false
+		g := &p.gate[c]
+		if g.settle == settleProbe && probe != nil {
+			if matched, known := probe(c, anyway); known && !matched {
+				continue
 			}
 		}
+		stays.set(c)
 	}
-	if !needProbe {
-		return true
+	var out []int
+	for _, c := range cand {
+		if stays.has(c) && !(p.gate[c].settle == settlePure && p.pureSettled(c, stays, isCand)) {
+			out = append(out, c)
+		}
 	}
-	if probe == nil {
+	return out
+}
+
+// skippedInRun reports whether a skip of a rule that may run (a kept rule
+// or a candidate) passes over rule i.
+func (p *plan) skippedInRun(i int, isCand bitset) bool {
+	for _, s := range p.skippers[i] {
+		if gi := p.gateOf[s]; p.keep[s] || gi >= 0 && isCand.has(gi) {
+			return true
+		}
+	}
+	return false
+}
+
+// pureSettled reports whether pure candidate c may stay out of a run of
+// the candidates in stays.
+func (p *plan) pureSettled(c int, stays, isCand bitset) bool {
+	g := &p.gate[c]
+	if p.skippedInRun(g.index, isCand) {
 		return false
 	}
-	for _, c := range cand {
-		if p.gate[c].settle == settleProbe && probe(c) {
+	for _, j := range p.skipped[g.index] {
+		if gj := p.gateOf[j]; gj < 0 || stays.has(gj) {
+			return false
+		}
+	}
+	for _, j := range g.targets {
+		if gj := p.gateOf[j]; p.keep[j] || gj >= 0 && stays.has(gj) {
 			return false
 		}
 	}

@@ -5,9 +5,9 @@
 // cold start; their operators compile on first use, operators.go) and is
 // safe for concurrent use. Each Engine.Request, and each Batch.Record for
 // the records of one event, first asks the fast path (plan.go, gate.go)
-// which rules could match; Coraza then runs with only those, or not at all
-// when none can or the only ones that can cannot change the result
-// (settle.go). What the fast path learns of short strings is kept across
+// which rules could match; Coraza then runs with only those of them whose
+// match could change the result (settle.go), or not at all when none
+// could. What the fast path learns of short strings is kept across
 // events, bounded (warm.go).
 package waf
 
@@ -161,29 +161,37 @@ func (e *Engine) Request(r *source.Request) Result {
 		return e.request(r, nil, nil)
 	}
 	cand := e.requestGate(r)
-	if len(cand) > 0 && !p.settled(cand, e.prober(r, cand)) {
-		return e.request(r, p, cand)
+	if run := p.run(cand, e.prober(r, cand)); len(run) > 0 {
+		return e.request(r, p, run)
 	}
 	return p.baseline(r.Violations)
 }
 
 // prober answers, for r, whether a probed gate rule among the candidates
 // matches: from the memo when its headers were seen before, otherwise
-// from one probe transaction run for all of them.
-func (e *Engine) prober(r *source.Request, cand []int) func(gi int) bool {
+// from one probe transaction run for all the probed candidates — with
+// cheap set, only when the answer goes to the memo, so that those headers
+// cost one probe transaction however often they recur.
+func (e *Engine) prober(r *source.Request, cand []int) probeFunc {
 	p := e.http
 	var matched map[int]bool // rule id → matched; nil until the probe ran
 	var key []byte
-	return func(gi int) bool {
+	return func(gi int, cheap bool) (bool, bool) {
+		if !probes(r, p.gate[gi].r) {
+			return false, false
+		}
 		k := slices.Index(p.probed, gi)
 		memo := p.memo.answers[k] != nil
 		if memo {
 			key = probeKey(key[:0], p.gate[gi].r, r.Headers)
 			if m, ok := p.memo.answer(k, key); ok {
-				return m
+				return m, true
 			}
 		}
 		if matched == nil {
+			if cheap && !memo {
+				return false, false
+			}
 			matched = map[int]bool{}
 			tx := e.probeRequest(r, cand)
 			for _, mr := range tx.MatchedRules() {
@@ -195,22 +203,36 @@ func (e *Engine) prober(r *source.Request, cand []int) func(gi int) bool {
 		if memo {
 			p.memo.remember(k, key, m)
 		}
-		return m
+		return m, true
 	}
 }
 
+// probes reports whether the probe transaction sees what probed rule pr
+// would see in Coraza's run over r: it gets a JSON body's fields, as
+// request does, but never has Coraza parse a body itself, so it answers
+// for another body only the rules that read nothing but the headers.
+func probes(r *source.Request, pr *compiledRule) bool {
+	return r.JSON || len(r.Body) == 0 || headersOnly(pr)
+}
+
 // probeRequest runs the probe WAF (settle.go) over r, with only the
-// probed rules among the candidates.
+// probed rules among the candidates that it answers for (probes). When
+// they are phase 1 rules reading only request headers and TX, the
+// transaction gets the headers and nothing else.
 func (e *Engine) probeRequest(r *source.Request, cand []int) types.Transaction {
 	p := e.http
 	tx := p.probe.NewTransaction()
+	headers := true
 	for _, gi := range p.probed {
-		if !slices.Contains(cand, gi) {
-			tx.(ruleRemover).RemoveRuleByID(p.gate[gi].r.id)
+		switch pr := p.gate[gi].r; {
+		case !slices.Contains(cand, gi) || !probes(r, pr):
+			tx.(ruleRemover).RemoveRuleByID(pr.id)
+		case !headersOnly(pr):
+			headers = false
 		}
 	}
 	prefill(tx, p.probeStatic)
-	if p.probeHeaders {
+	if headers {
 		for _, h := range r.Headers {
 			tx.AddRequestHeader(h.Name, h.Value)
 		}
