@@ -311,6 +311,12 @@ type gateEval struct {
 	// args are the body's arguments when the gate holds them (setArgs):
 	// the transaction then has none.
 	args []arg
+	// headers are the request's headers when ownHeaders is set: the
+	// transaction then has only the Cookie headers (for Coraza to parse
+	// REQUEST_COOKIES), and REQUEST_HEADERS is read from these, as
+	// AddRequestHeader would have added them.
+	headers    []source.Header
+	ownHeaders bool
 }
 
 // fieldValues is a collection query's result: each value's key, the key
@@ -558,6 +564,14 @@ func (g *gateEval) entries(v variables.RuleVariable) fieldValues {
 		return g.keep(q, start)
 	}
 	start := len(g.keys)
+	if v == variables.RequestHeaders && g.ownHeaders {
+		for _, h := range g.headers {
+			if h.Name != "" { // AddRequestHeader ignores those
+				g.keys, g.lower, g.ids = append(g.keys, h.Name), append(g.lower, strings.ToLower(h.Name)), append(g.ids, g.str(h.Value))
+			}
+		}
+		return g.keep(q, start)
+	}
 	switch col := g.state.Collection(v).(type) {
 	case nil:
 	case collection.Single:

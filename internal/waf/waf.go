@@ -239,7 +239,7 @@ func (e *Engine) probeRequest(r *source.Request, cand []int) types.Transaction {
 		tx.ProcessRequestHeaders()
 		return tx
 	}
-	e.requestHeaders(tx, r)
+	requestHeaders(tx, r, false)
 	if tx.ProcessRequestHeaders() == nil {
 		requestJSON(tx, r)
 		_, _ = tx.ProcessRequestBody()
@@ -254,10 +254,11 @@ func (e *Engine) requestGate(r *source.Request) []int {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	prefill(tx, p.gateStatic)
-	e.requestHeaders(tx, r)
+	requestHeaders(tx, r, true)
 	c := newStrCache(p.warm)
 	defer c.release()
 	g := newGateEval(p, tx, c)
+	g.headers, g.ownHeaders = r.Headers, true
 	cand := g.candidates(nil, 1)
 	if r.JSON || len(r.Body) == 0 {
 		if e.holdsArgs(p, r.Fields) {
@@ -278,7 +279,7 @@ func (e *Engine) requestGate(r *source.Request) []int {
 func (e *Engine) request(r *source.Request, p *plan, cand []int) Result {
 	tx := e.profileTx(p, cand, httpProfile)
 	defer tx.Close()
-	e.requestHeaders(tx, r)
+	requestHeaders(tx, r, false)
 	if tx.ProcessRequestHeaders() == nil {
 		if r.JSON || len(r.Body) == 0 {
 			requestJSON(tx, r)
@@ -303,11 +304,16 @@ func (e *Engine) profileTx(p *plan, cand []int, removed [][2]int) types.Transact
 	return tx
 }
 
-func (e *Engine) requestHeaders(tx types.Transaction, r *source.Request) {
+// requestHeaders gives tx the connection, the request line, the headers
+// and the body processor; with cookiesOnly, only the Cookie headers (the
+// gate reads the others from r, see gateEval.headers).
+func requestHeaders(tx types.Transaction, r *source.Request, cookiesOnly bool) {
 	tx.ProcessConnection(r.RemoteAddr, 0, "", 443)
 	tx.ProcessURI(r.URI, r.Method, r.Protocol)
 	for _, h := range r.Headers {
-		tx.AddRequestHeader(h.Name, h.Value)
+		if !cookiesOnly || strings.EqualFold(h.Name, "cookie") {
+			tx.AddRequestHeader(h.Name, h.Value)
+		}
 	}
 	setVar(tx, variables.ReqbodyProcessor, bodyProcessor(r))
 }
