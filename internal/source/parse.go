@@ -26,6 +26,9 @@ func Parse(payload []byte, lim Limits) Event {
 	p := parser{s: string(payload)}
 	p.b.lim = lim.withDefaults()
 	p.b.nameBudget = nameBudget(len(payload))
+	p.b.payloadLen = len(payload)
+	p.b.takeScratch()
+	defer p.b.putScratch()
 	return p.parse()
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 )
@@ -33,6 +34,35 @@ type builder struct {
 	// long key above many values would otherwise be copied into every
 	// value's name, which is quadratic in the payload: see nameBudget.
 	nameBudget int
+	payloadLen int
+}
+
+// scratch is a builder's working memory that no Event keeps: Parse takes
+// it from scratches and gives it back, so an event does not grow it from
+// nothing. A buffer grown past maxScratch by a large event is not kept.
+type scratch struct {
+	name, names, buf []byte
+	ends             []int
+	stack            []frame
+}
+
+var scratches = sync.Pool{New: func() any {
+	return &scratch{name: make([]byte, 0, 256), names: make([]byte, 0, 2048), ends: make([]int, 0, 64), stack: make([]frame, 0, 16)}
+}}
+
+const maxScratch = 64 << 10
+
+// takeScratch gives b the pool's buffers; putScratch gives them back.
+func (b *builder) takeScratch() {
+	sc := scratches.Get().(*scratch)
+	b.name, b.names, b.buf, b.ends, b.stack = sc.name[:0], sc.names[:0], sc.buf[:0], sc.ends[:0], sc.stack[:0]
+}
+
+func (b *builder) putScratch() {
+	if cap(b.name)+cap(b.names)+cap(b.buf) > maxScratch || cap(b.ends)+cap(b.stack) > maxScratch/8 {
+		return
+	}
+	scratches.Put(&scratch{name: b.name[:0], names: b.names[:0], buf: b.buf[:0], ends: b.ends[:0], stack: b.stack[:0]})
 }
 
 // nameBudget bounds the bytes of field names one event may build: a few times
@@ -102,10 +132,9 @@ func (b *builder) admit(value *string) bool {
 		return false
 	}
 	if b.fields == nil {
-		// Start with room for a typical event rather than growing from one.
-		b.fields = make([]Field, 0, 16)
-		b.names = make([]byte, 0, 512)
-		b.ends = make([]int, 0, 16)
+		// Start with room for the fields the payload could hold at one
+		// per 32 bytes, up to 512, rather than growing from one.
+		b.fields = make([]Field, 0, min(b.payloadLen/32+16, 512))
 	}
 	if len(*value) > b.lim.MaxValueBytes {
 		*value = (*value)[:b.lim.MaxValueBytes]
