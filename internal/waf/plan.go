@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"cmp"
 	"regexp"
 	"slices"
 	"strconv"
@@ -45,6 +46,10 @@ type plan struct {
 	// macros and its TX selections.
 	gateStatic []txValue
 	remove     []int // static and unreachable rule ids, removed on every slow run
+	// byID is the rules' indexes in id order; gone[i] is true for a rule
+	// every slow run removes (see pruneFacts).
+	byID []int
+	gone []bool
 	// base is the result when no gate rule matches.
 	base Result
 	// skipped[i] are the rules a skip:N of the rule at index i passes
@@ -384,6 +389,7 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 		}
 	}
 	p.settleFacts()
+	p.pruneFacts()
 	p.buildGate(atoms)
 	p.warm = newWarmCache(p.ix.bitsLen(), len(p.ix.steps))
 	p.argsFree = true
@@ -571,16 +577,19 @@ func readsAny(n *txNames, names []string) bool {
 // gate rules not in cand (the candidates a run must have, see run). A rule
 // that a possibly running skip:N would skip stays, so the skip counts the
 // same rules.
+//
+// The rules go as ranges of ids (pruneFacts), a few dozen, rather than
+// one by one: Coraza keeps ids removed one by one in a map it builds per
+// transaction, which for some 250 ids cost more than the ranges it then
+// checks rule by rule.
 func (p *plan) prune(tx types.Transaction, cand []int) {
 	prefill(tx, p.static)
-	for _, id := range p.remove {
-		tx.(ruleRemover).RemoveRuleByID(id)
-	}
-	isCand := make([]bool, len(p.rules))
+	n := len(p.rules)
+	isCand := make([]bool, n)
 	for _, c := range cand {
 		isCand[p.gate[c].index] = true
 	}
-	protect := make([]bool, len(p.rules))
+	protect := make([]bool, n)
 	for i, skipped := range p.skipped {
 		if p.keep[i] || isCand[i] {
 			for _, j := range skipped {
@@ -588,10 +597,42 @@ func (p *plan) prune(tx types.Transaction, cand []int) {
 			}
 		}
 	}
+	gone := slices.Clone(p.gone)
 	for _, g := range p.gate {
 		if !isCand[g.index] && !protect[g.index] {
-			tx.(ruleRemover).RemoveRuleByID(g.r.id)
+			gone[g.index] = true
 		}
+	}
+	first, last := -1, 0
+	for _, i := range p.byID {
+		switch id := p.rules[i].id; {
+		case gone[i] && first < 0:
+			first, last = id, id
+		case gone[i]:
+			last = id
+		case first >= 0:
+			tx.(ruleRemover).RemoveRuleByIDRange(first, last)
+			first = -1
+		}
+	}
+	if first >= 0 {
+		tx.(ruleRemover).RemoveRuleByIDRange(first, last)
+	}
+}
+
+// pruneFacts records what prune needs: the rules' indexes in id order,
+// and which rules every slow run removes (p.remove, and the rules outside
+// the profile, which profileTx removes: prune may take them in its ranges
+// or not).
+func (p *plan) pruneFacts() {
+	p.byID = make([]int, len(p.rules))
+	for i := range p.byID {
+		p.byID[i] = i
+	}
+	slices.SortStableFunc(p.byID, func(a, b int) int { return cmp.Compare(p.rules[a].id, p.rules[b].id) })
+	p.gone = make([]bool, len(p.rules))
+	for i, r := range p.rules {
+		p.gone[i] = slices.Contains(p.remove, r.id) || p.gateOf[i] < 0 && !p.keep[i] && r.id != 0
 	}
 }
 

@@ -155,3 +155,45 @@ func TestRunKeepsSkippedPure(t *testing.T) {
 		t.Fatalf("fast path\n%s\nreference\n%s", g, w)
 	}
 }
+
+// prune removes, as ranges of ids, exactly the rules a run does without:
+// those every slow run removes, and the gate rules that are not in the run
+// and that no rule of the run skips over.
+func TestPruneRemovesExactly(t *testing.T) {
+	e := testEngine(t)
+	for _, c := range requestCases {
+		p := e.http
+		cand := e.requestGate(&c.req)
+		run := p.run(cand, e.prober(&c.req, cand))
+		tx := e.waf.NewTransaction()
+		p.prune(tx, run)
+		ranges := tx.(interface{ GetRuleRemoveByIDRanges() [][2]int }).GetRuleRemoveByIDRanges()
+		tx.Close()
+		inRun := map[int]bool{}
+		for _, gi := range run {
+			inRun[p.gate[gi].index] = true
+		}
+		skipped := map[int]bool{}
+		for i, s := range p.skipped {
+			if p.keep[i] || inRun[i] {
+				for _, j := range s {
+					skipped[j] = true
+				}
+			}
+		}
+		for i, r := range p.rules {
+			var want bool
+			switch {
+			case p.keep[i] || inRun[i] || skipped[i] || r.id == 0:
+			case slices.Contains(p.remove, r.id) || p.gateOf[i] >= 0:
+				want = true
+			default:
+				continue // outside the profile: profileTx removes it
+			}
+			removed := slices.ContainsFunc(ranges, func(rg [2]int) bool { return r.id >= rg[0] && r.id <= rg[1] })
+			if removed != want {
+				t.Errorf("%s: rule %d removed %v, want %v", c.name, r.id, removed, want)
+			}
+		}
+	}
+}
