@@ -431,6 +431,37 @@ func TestWarmBounded(t *testing.T) {
 	}
 }
 
+// A full warm cache keeps the strings events keep using: a key present in
+// every event stays while one-off values fill the cache again and again.
+func TestWarmKeepsUsed(t *testing.T) {
+	e, err := New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const every = "a value every event has"
+	w, rec := e.record.warm, &source.Record{}
+	evictions := 0
+	for i := range 3 * maxWarmStrings / 100 {
+		rec.Fields = append(rec.Fields[:0], source.Field{Name: "body.k", Value: every})
+		for j := range 200 { // each value in two events
+			rec.Fields = append(rec.Fields, source.Field{Name: "body.v", Value: fmt.Sprintf("one-off %d", (i/2)*200+j)})
+		}
+		before := len(w.strs)
+		b := e.NewBatch()
+		b.Record(rec)
+		b.Close()
+		if len(w.strs) < before {
+			evictions++
+		}
+		if _, ok := w.strs[every]; i > 0 && !ok {
+			t.Fatalf("event %d: the value every event has was dropped (cache of %d strings)", i, len(w.strs))
+		}
+	}
+	if evictions < 2 {
+		t.Fatalf("the cache filled %d times; the test needs it full at least twice", evictions)
+	}
+}
+
 // Past SecArgumentsLimit, Coraza drops arguments and sets
 // ARGUMENTS_LIMIT_REACHED; the gate then leaves the arguments to the
 // transaction (holdsArgs) and agrees with the reference on either side of

@@ -22,9 +22,12 @@ import (
 // maxWarmLen bytes, and at most maxWarmStrings of them per plan, with
 // their bitsets and transformation results (which obey the same length
 // bound), and at most maxWarmBytes of strings and results in all (with
-// the bitsets, step lists and the seen hashes: under 2 MB per plan at
-// worst); a full cache is emptied and learns again. Nothing here is ever
-// logged; the strings are the event's own, as the handler holds them.
+// the bitsets, step lists and the seen hashes: under 4 MB per plan at
+// worst). A full cache keeps the strings events used since it was last
+// full and drops the others (emptied when all were used): the strings
+// every event repeats, such as a large body's keys, stay while one-off
+// values come and go. Nothing here is ever logged; the strings are the
+// event's own, as the handler holds them.
 type warmCache struct {
 	bitsLen, steps int // of the plan: a string's bitsets' length, the transformation steps
 	mu             sync.RWMutex
@@ -33,13 +36,16 @@ type warmCache struct {
 	seen map[uint64]struct{}
 	// bytes counts the bytes of the strings and results kept.
 	bytes int
-	seed  maphash.Seed
+	// evicted: the learn running has evicted once; it does not evict
+	// again (that would drop the strings it used, see evict).
+	evicted bool
+	seed    maphash.Seed
 }
 
 const (
 	maxWarmLen     = 256
-	maxWarmStrings = 2048
-	maxWarmBytes   = 512 << 10
+	maxWarmStrings = 4096
+	maxWarmBytes   = 1 << 20
 	maxWarmSeen    = 4 * maxWarmStrings
 )
 
@@ -50,6 +56,8 @@ type warmStr struct {
 	scanned uint8
 	bits    []uint64 // as in strCache.arena (gateIndex.bitsLen); nil until known
 	steps   []warmStep
+	// used: an event met it in the cache since the cache was last full.
+	used bool
 }
 
 // warmStep is what transformation step st makes of the string: same when
@@ -108,6 +116,7 @@ func (w *warmCache) learn(c *strCache) {
 		return
 	}
 	defer w.mu.Unlock()
+	w.evicted = false
 	for i := range c.info {
 		in := &c.info[i]
 		if in.s == "" || len(in.s) > maxWarmLen {
@@ -115,22 +124,25 @@ func (w *warmCache) learn(c *strCache) {
 		}
 		ws := in.warm
 		if ws != nil && w.strs[ws.s] != ws {
-			ws = nil // emptied since the event began: counted afresh below
+			ws = nil // dropped since the event began: counted afresh below
 		}
 		if ws == nil {
-			if ws = w.strs[in.s]; ws == nil {
-				if !w.seenBefore(in.s) {
-					continue
-				}
-				if len(w.strs) >= maxWarmStrings {
-					w.empty()
-				}
-				if !w.room(len(in.s)) {
-					continue
-				}
-				ws = &warmStr{s: strings.Clone(in.s), feat: in.feat}
-				w.strs[ws.s] = ws
+			ws = w.strs[in.s]
+		}
+		if ws != nil {
+			ws.used = true
+		} else {
+			if !w.seenBefore(in.s) {
+				continue
 			}
+			if len(w.strs) >= maxWarmStrings && !w.evict() {
+				return
+			}
+			if !w.room(len(in.s)) {
+				continue
+			}
+			ws = &warmStr{s: strings.Clone(in.s), feat: in.feat}
+			w.strs[ws.s] = ws
 		}
 		ws.scanned |= in.scanned
 		if in.bits >= 0 {
@@ -165,20 +177,53 @@ func (w *warmCache) learn(c *strCache) {
 }
 
 // room counts n more bytes of strings to keep, or, when they would pass
-// maxWarmBytes, empties the cache and reports false: they are not to be
-// kept (nor anything the caller was adding to).
+// maxWarmBytes, evicts and reports false: they are not to be kept (nor
+// anything more of what the caller was adding to).
 func (w *warmCache) room(n int) bool {
 	if w.bytes+n > maxWarmBytes {
-		w.empty()
+		w.evict()
 		return false
 	}
 	w.bytes += n
 	return true
 }
 
-func (w *warmCache) empty() {
-	clear(w.strs)
+// evict drops the strings no event met in the cache since the last
+// eviction, or all of them when every one was, and starts counting use
+// again; it reports false, doing nothing, when this learn has evicted
+// already.
+func (w *warmCache) evict() bool {
+	if w.evicted {
+		return false
+	}
+	w.evicted = true
+	n := len(w.strs)
 	w.bytes = 0
+	for s, ws := range w.strs {
+		if !ws.used {
+			delete(w.strs, s)
+			continue
+		}
+		ws.used = false
+		w.bytes += ws.size()
+	}
+	if len(w.strs) == n {
+		clear(w.strs)
+		w.bytes = 0
+	}
+	return true
+}
+
+// size is the bytes of ws counted against maxWarmBytes: its string and
+// the strings its steps make.
+func (ws *warmStr) size() int {
+	n := len(ws.s)
+	for _, st := range ws.steps {
+		if !st.same {
+			n += len(st.out)
+		}
+	}
+	return n
 }
 
 // seenBefore reports whether s was met in an earlier event, and notes that
