@@ -365,8 +365,10 @@ var strCaches = sync.Pool{New: func() any {
 }}
 
 // maxPooledStrings is the most strings a cache may hold to go back to the
-// pool: a cache grown by a huge event is dropped, not kept.
-const maxPooledStrings = 4096
+// pool: a cache grown by a huge event is dropped, not kept. A 64 KB JSON
+// body makes about 6,000 (its keys, values and their transformed forms);
+// a cache of 16,384 holds a few MB, which the pool lets go when unused.
+const maxPooledStrings = 16384
 
 // newStrCache returns an empty cache that starts from, and teaches, warm.
 func newStrCache(warm *warmCache) *strCache {
