@@ -3,30 +3,11 @@ package waf
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/lambdarasp/lambdarasp/internal/source"
 	"github.com/lambdarasp/lambdarasp/rules"
 )
-
-var (
-	refOnce sync.Once
-	ref     *Engine
-	refErr  error
-)
-
-// refEngine is the reference engine for testEngine's settings.
-func refEngine(t testing.TB) *Engine {
-	t.Helper()
-	refOnce.Do(func() {
-		ref, refErr = New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}, true)
-	})
-	if refErr != nil {
-		t.Fatal(refErr)
-	}
-	return ref
-}
 
 // A settled candidate leaves the slow run only when its match cannot
 // change that run's result. Each case is an attack (so Coraza runs) next
@@ -136,14 +117,7 @@ func TestRunKeepsSkippedPure(t *testing.T) {
 		`SecRule ARGS:d "@streq y" "id:1003,phase:2,pass,log,msg:'skipped'"`,
 		`SecRule ARGS:c "@streq hit" "id:1004,phase:2,block,msg:'hit',setvar:'tx.inbound_anomaly_score_pl1=+5'"`,
 	}}
-	fast, err := New(s, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := New(s, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fast, ref := newEngines(t, s)
 	req := source.Request{Method: "GET", URI: "/p?a=x&b=on&c=hit", Protocol: "HTTP/1.1", Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*")}
 	p := fast.http
 	cand := fast.requestGate(&req)

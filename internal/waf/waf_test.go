@@ -16,20 +16,43 @@ import (
 )
 
 var (
-	engineOnce sync.Once
-	engine     *Engine
-	engineErr  error
+	engineOnce [2]sync.Once
+	engines    [2]*Engine
+	engineErrs [2]error
 )
 
-func testEngine(t testing.TB) *Engine {
+// testEngine is the fast engine at paranoia level 1, built once.
+func testEngine(t testing.TB) *Engine { return sharedEngine(t, false) }
+
+// refEngine is the reference engine with testEngine's settings.
+func refEngine(t testing.TB) *Engine { return sharedEngine(t, true) }
+
+func sharedEngine(t testing.TB, reference bool) *Engine {
 	t.Helper()
-	engineOnce.Do(func() {
-		engine, engineErr = New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}, false)
-	})
-	if engineErr != nil {
-		t.Fatal(engineErr)
+	k := 0
+	if reference {
+		k = 1
 	}
-	return engine
+	engineOnce[k].Do(func() {
+		engines[k], engineErrs[k] = New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}, reference)
+	})
+	if engineErrs[k] != nil {
+		t.Fatal(engineErrs[k])
+	}
+	return engines[k]
+}
+
+// newEngines builds the fast and the reference engine for s.
+func newEngines(t *testing.T, s rules.Settings) (fast, ref *Engine) {
+	t.Helper()
+	fast, err := New(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref, err = New(s, true); err != nil {
+		t.Fatal(err)
+	}
+	return fast, ref
 }
 
 func hdrs(kv ...string) []source.Header {
@@ -301,11 +324,7 @@ func TestMetadataSpellings(t *testing.T) {
 // and two headers (read by different rules), clean and with attacks at
 // either end.
 func TestLongValuesMatchReference(t *testing.T) {
-	ref, err := New(rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, RuntimeAPI: "127.0.0.1:9001"}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast := testEngine(t)
+	ref, fast := refEngine(t), testEngine(t)
 	filler := strings.Repeat("order please Tim O'Reilly gift+wrap 1005 Gravenstein a-b shop ", 120) // 7 KB
 	attacks := []string{"", "<script>alert(1)</script>", "1' UNION SELECT password FROM users--", ";cat /etc/passwd", "${jndi:ldap://x/a}", "x\r\nSet-Cookie: a=b"}
 	for _, a := range attacks {
@@ -467,15 +486,7 @@ func TestWarmKeepsUsed(t *testing.T) {
 // transaction (holdsArgs) and agrees with the reference on either side of
 // the limit.
 func TestArgumentLimit(t *testing.T) {
-	s := rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 3}
-	fast, err := New(s, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := New(s, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fast, ref := newEngines(t, rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 3})
 	// One batch for all, in and out of the limit in turn (a batch shares
 	// a gate transaction between the records whose fields it holds).
 	batch, refBatch := fast.NewBatch(), ref.NewBatch()
