@@ -27,18 +27,17 @@ import (
 //   - pure: a rule whose match has no effect on the result — no message,
 //     score, capture, chain or disruptive action, a ctl only removing
 //     targets from other rules, a skip only over the next rules of its
-//     phase. It is settled when those rules are not in the run: gate rules
-//     that are no candidates (they match nothing anyway) or that are
-//     themselves left out.
+//     phase. It is settled when the rules it reaches are not in the run:
+//     gate rules that are no candidates (they match nothing anyway) or
+//     probed candidates the probe settled — and when no rule of the run
+//     skips over it (prune would keep it where the skip counts it).
 //   - probed: a chained rule whose first link has side effects only on
 //     TX variables no other rule reads (and on TX.0, which every other
 //     reader captures itself first). Whether its whole chain matches is
 //     asked of a small probe WAF compiled from just these rules: Coraza
 //     itself evaluates them, on a transaction populated like the real one.
-//     It is settled when the probe says it does not match.
-//
-// Either way, a candidate that a rule of the run skips over stays, so the
-// skip counts the same rules (see prune).
+//     It is settled when the probe says it does not match (and prune may
+//     still keep it where a skip counts it: it runs and does not match).
 const (
 	settleNone = iota
 	settlePure
