@@ -351,6 +351,7 @@ type strCache struct {
 	groups  []evalGroup
 	stepBuf []int32
 	candBuf bitset
+	candAll bitset // value's
 	argBuf  []arg
 	// warm is what the plan knew of strings before this event, and learns
 	// from it at release; nil keeps the cache to one event.
@@ -425,6 +426,9 @@ func newGateEval(p *plan, tx types.Transaction, c *strCache) *gateEval {
 	}
 	c.candBuf = c.candBuf[:p.ix.words]
 	clear(c.candBuf)
+	if cap(c.candAll) < p.ix.words {
+		c.candAll = make(bitset, p.ix.words)
+	}
 	return &gateEval{
 		strCache: c,
 		p:        p,
@@ -648,12 +652,37 @@ func (g *gateEval) setArgs(fields []source.Field) {
 // alone, unless the selection is volatile. It is known when no rule of
 // the selection is a candidate after the evaluation: none was before
 // (candidates only grow), so each was evaluated, and none matched.
+//
+// When some rules of the selection are candidates already (an attack in
+// an earlier value), the others alone cannot tell; a string the warm
+// cache keeps (met in earlier events, likely in later ones) is then
+// evaluated against every rule of the selection, most answers known from
+// those events, so that it can be marked all the same.
 func (g *gateEval) value(sel *gateSel, vi int32) {
 	if g.clean(vi).has(sel.id) {
 		return
 	}
+	if sel.volatile {
+		g.evaluateValue(sel, vi)
+		return
+	}
+	if g.info[vi].warm == nil || !g.anyCand(sel.rules) {
+		g.evaluateValue(sel, vi)
+		if !g.anyCand(sel.rules) {
+			g.clean(vi).set(sel.id)
+		}
+		return
+	}
+	cand := g.cand
+	g.cand = g.candAll[:len(cand)]
+	clear(g.cand)
 	g.evaluateValue(sel, vi)
-	if !sel.volatile && !g.anyCand(sel.rules) {
+	clean := !g.anyCand(sel.rules)
+	for w := range cand {
+		cand[w] |= g.cand[w]
+	}
+	g.cand = cand
+	if clean {
 		g.clean(vi).set(sel.id)
 	}
 }
