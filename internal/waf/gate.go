@@ -416,6 +416,9 @@ type strInfo struct {
 	scanned uint8
 	next    int32 // offset in nexts of its step results (see step); -1 until needed
 	warm    *warmStr
+	// learnt: this event learnt something of it (bits or step results)
+	// that the warm cache may not have.
+	learnt bool
 }
 
 // newGateEval evaluates p's gate on tx, with the string cache c.
@@ -669,7 +672,7 @@ func (g *gateEval) value(sel *gateSel, vi int32) {
 	if g.info[vi].warm == nil || !g.anyCand(sel.rules) {
 		g.evaluateValue(sel, vi)
 		if !g.anyCand(sel.rules) {
-			g.clean(vi).set(sel.id)
+			g.markClean(vi, sel)
 		}
 		return
 	}
@@ -683,7 +686,7 @@ func (g *gateEval) value(sel *gateSel, vi int32) {
 	}
 	g.cand = cand
 	if clean {
-		g.clean(vi).set(sel.id)
+		g.markClean(vi, sel)
 	}
 }
 
@@ -768,6 +771,7 @@ func (g *gateEval) evaluate(ti int32, rules, always bitset) {
 			gi := w<<6 | bits.TrailingZeros64(todo)
 			todo &= todo - 1
 			done.set(gi)
+			g.info[ti].learnt = true
 			if g.run(&g.p.gate[gi], t) {
 				matched.set(gi)
 				g.cand.set(gi)
@@ -854,6 +858,7 @@ func (g *gateEval) scan(i int32, rules bitset) (hits, done, matched bitset) {
 			continue
 		}
 		g.info[i].scanned |= 1 << m
+		g.info[i].learnt = true
 		if first {
 			folded, first = scanFolded(text), false
 		}
@@ -886,6 +891,11 @@ func (g *gateEval) bits(i int32) int32 {
 		g.info[i].bits = off
 	}
 	return off
+}
+
+func (g *gateEval) markClean(vi int32, sel *gateSel) {
+	g.clean(vi).set(sel.id)
+	g.info[vi].learnt = true
 }
 
 // clean returns the selections string i is clean for (see value).
@@ -956,6 +966,7 @@ func (g *gateEval) step(i, st int32) int32 {
 		g.info[i].next = off
 	}
 	g.nexts[off+st] = j + 1
+	g.info[i].learnt = true
 	if j >= known && len(out) >= longValue { // a string this step made
 		g.derived = append(g.derived, [2]int32{j, off + st})
 	}

@@ -131,6 +131,9 @@ func (w *warmCache) learn(c *strCache) {
 		}
 		if ws != nil {
 			ws.used = true
+			if ws == in.warm && !in.learnt {
+				continue // it knew all this event knows
+			}
 		} else {
 			if !w.seenBefore(in.s) {
 				continue
