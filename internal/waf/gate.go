@@ -50,8 +50,11 @@ type gateIndex struct {
 	// volatile are the gate rules whose operator argument has macros: its
 	// answer depends on the transaction, not only on the string.
 	volatile bitset
-	sels     []gateSel
-	chains   [][]int32 // chain id → its steps, indexes in steps
+	// need[gi] is the bytes an @rx gate rule's matches need (bytes.go),
+	// checked before its pattern runs; nil for the others.
+	need   []byteNeed
+	sels   []gateSel
+	chains [][]int32 // chain id → its steps, indexes in steps
 	// steps are the distinct transformations of every chain, with the
 	// byte features without which each is the identity (trans.go).
 	steps    []plugintypes.Transformation
@@ -159,6 +162,12 @@ func (p *plan) buildGate(index *atomIndex) {
 				sel.chains[ci].always.set(gi)
 				sel.always.set(gi)
 			}
+		}
+		if r.opName == "rx" && !r.negated && !strings.Contains(r.opData, "%{") {
+			if ix.need == nil {
+				ix.need = make([]byteNeed, len(p.gate))
+			}
+			ix.need[gi] = patternBytes(r.opData)
 		}
 		if strings.Contains(r.opData, "%{") {
 			ix.volatile.set(gi)
@@ -762,6 +771,8 @@ func (g *gateEval) evaluate(ti int32, rules, always bitset) {
 	hits, done, matched := g.scan(ti, rules)
 	t := g.info[ti].s
 	volatile := g.p.ix.volatile
+	var have byteSet // t's bytes, once a rule needs them (got)
+	got := false
 	for w := range rules {
 		want := (always[w] | hits[w]) & rules[w] &^ g.cand[w]
 		known := done[w] &^ volatile[w]
@@ -772,12 +783,27 @@ func (g *gateEval) evaluate(ti int32, rules, always bitset) {
 			todo &= todo - 1
 			done.set(gi)
 			g.info[ti].learnt = true
+			if need := g.need(gi); need != nil {
+				if !got {
+					have, got = byteSetOf(t), true
+				}
+				if !need.admits(&have) {
+					continue
+				}
+			}
 			if g.run(&g.p.gate[gi], t) {
 				matched.set(gi)
 				g.cand.set(gi)
 			}
 		}
 	}
+}
+
+func (g *gateEval) need(gi int) byteNeed {
+	if g.p.ix.need == nil {
+		return nil
+	}
+	return g.p.ix.need[gi]
 }
 
 // run evaluates a gate rule's operator on t; an @rx is not asked to look
