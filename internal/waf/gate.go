@@ -26,14 +26,17 @@ import (
 //     User-Agent, … with their exceptions: a rule reading five variables
 //     is in five groups, and each value is visited once per group, not
 //     once per rule's list) and, within it, by transformation chain;
-//   - a chain is applied only when the value has a byte its
-//     transformations react to (trans.go); clean text mostly has none, so
-//     most chains are the identity;
-//   - each distinct transformed value is lowercased and scanned once, with
+//   - a chain is applied only when the value has a byte, a byte pair or
+//     an end its transformations react to (trans.go); clean text mostly
+//     has none, so most chains are the identity;
+//   - each distinct transformed value is scanned once (ASCII letters
+//     lowercased as it is read), with
 //     one Aho-Corasick automaton, for the atoms of every rule (atoms.go:
 //     strings one of which every match of the operator contains);
 //   - an operator runs only where one of its atoms occurs, or always when
-//     it has none (libinjection, byte ranges, the few patterns without).
+//     it has none (libinjection, byte ranges, the few patterns without),
+//     and an @rx only where the bytes one of its branches needs occur
+//     (bytes.go).
 type gateIndex struct {
 	atoms *atomIndex
 	// posting[mode][atom id] → the gate rules (indexes in plan.gate)

@@ -22,8 +22,8 @@ import (
 // maxWarmLen bytes, and at most maxWarmStrings of them per plan, with
 // their bitsets and transformation results (which obey the same length
 // bound), and at most maxWarmBytes of strings and results in all (with
-// the bitsets, step lists and the seen hashes: under 4 MB per plan at
-// worst). A full cache keeps the strings events used since it was last
+// the bitsets, step lists and the seen hashes: under 6 MB per plan at
+// worst, measured). A full cache keeps the strings events used since it was last
 // full and drops the others (emptied when all were used): the strings
 // every event repeats, such as a large body's keys, stay while one-off
 // values come and go. Nothing here is ever logged; the strings are the
@@ -44,7 +44,7 @@ type warmCache struct {
 
 const (
 	maxWarmLen     = 256
-	maxWarmStrings = 4096
+	maxWarmStrings = 8192
 	maxWarmBytes   = 1 << 20
 	maxWarmSeen    = 4 * maxWarmStrings
 )
