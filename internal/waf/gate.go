@@ -811,10 +811,16 @@ func (g *gateEval) need(gi int) byteNeed {
 
 // run evaluates a gate rule's operator on t; an @rx is not asked to look
 // for its atoms again (evaluate's callers know they occur, or that the
-// rule has none).
+// rule has none), nor libinjection to ask the warm cache (the gate is
+// what teaches it).
 func (g *gateEval) run(gr *gateRule, t string) bool {
-	if o, ok := gr.r.op.(lazyRX); ok && o.filter {
-		return o.evaluate(g.state, t, false) != gr.r.negated
+	switch o := gr.r.op.(type) {
+	case lazyRX:
+		if o.filter {
+			return o.evaluate(g.state, t, false) != gr.r.negated
+		}
+	case *libOp:
+		return o.run(g.state, t) != gr.r.negated
 	}
 	return gr.r.op.Evaluate(g.state, t) != gr.r.negated
 }

@@ -80,7 +80,8 @@ var (
 )
 
 // useLazyOperators makes lazyRX and lazyPM Coraza's @rx, @pm and
-// @pmFromFile operators in this process. Coraza's operator registry is
+// @pmFromFile operators in this process, and libOp (reuse.go) its
+// @detectSQLi and @detectXSS. Coraza's operator registry is
 // global: any WAF the process builds afterwards gets them; their matches
 // are the same.
 func useLazyOperators() {
@@ -89,6 +90,8 @@ func useLazyOperators() {
 		plugins.RegisterOperator("pm", newLazyPM)
 		plugins.RegisterOperator("pmFromFile", newLazyPMFromFile)
 		plugins.RegisterOperator("pmf", newLazyPMFromFile)
+		plugins.RegisterOperator("detectSQLi", newDetectSQLi)
+		plugins.RegisterOperator("detectXSS", newDetectXSS)
 	})
 }
 

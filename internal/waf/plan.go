@@ -70,6 +70,9 @@ type plan struct {
 	// argsFree is true when no gate rule's operator has a macro reading
 	// arguments: the gate may then hold a body's arguments itself.
 	argsFree bool
+	// opGate maps the operator of each gate rule whose answers a slow run
+	// reuses (reuse.go) to the rule's index in gate.
+	opGate map[plugintypes.Operator]int
 }
 
 type gateRule struct {
@@ -392,6 +395,12 @@ func newPlan(w coraza.WAF, atoms *atomIndex, rules []*compiledRule, facts []rule
 	p.pruneFacts()
 	p.buildGate(atoms)
 	p.warm = newWarmCache(p.ix.bitsLen(), len(p.ix.steps))
+	p.opGate = map[plugintypes.Operator]int{}
+	for gi, g := range p.gate {
+		if _, ok := g.r.op.(*libOp); ok && !g.unknown {
+			p.opGate[g.r.op] = gi
+		}
+	}
 	p.argsFree = true
 	for _, g := range p.gate {
 		for _, m := range macros(g.r.opData) {

@@ -279,6 +279,9 @@ func (e *Engine) requestGate(r *source.Request) []int {
 func (e *Engine) request(r *source.Request, p *plan, cand []int) Result {
 	tx := e.profileTx(p, cand, httpProfile)
 	defer tx.Close()
+	if p != nil {
+		defer slowRun(tx.(plugintypes.TransactionState), p)()
+	}
 	requestHeaders(tx, r, false)
 	if tx.ProcessRequestHeaders() == nil {
 		if r.JSON || len(r.Body) == 0 {
@@ -475,6 +478,9 @@ func recordTx(e *Engine, p *plan) types.Transaction {
 func (e *Engine) recordRun(rec *source.Record, p *plan, cand []int) Result {
 	tx := e.profileTx(p, cand, recordProfile)
 	defer tx.Close()
+	if p != nil {
+		defer slowRun(tx.(plugintypes.TransactionState), p)()
+	}
 	setVar(tx, variables.ReqbodyProcessor, "JSON")
 	if tx.ProcessRequestHeaders() == nil {
 		addFields(tx, rec.Fields)
