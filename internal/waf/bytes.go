@@ -45,6 +45,11 @@ func (n byteNeed) admits(v *byteSet) bool {
 	return false
 }
 
+func (n byteNeed) admitsString(s string) bool {
+	v := byteSetOf(s)
+	return n.admits(&v)
+}
+
 // byteSetOf is the bytes of s, ASCII letters lowercased.
 func byteSetOf(s string) byteSet {
 	var v byteSet

@@ -17,10 +17,13 @@ func TestBytesSoundOnRuleSet(t *testing.T) {
 	seen := map[string]bool{}
 	checked, needing := 0, 0
 	for _, p := range []*plan{e.http, e.record} {
-		for gi, gr := range p.gate {
+		for _, gr := range p.gate {
 			r := gr.r
-			need := p.ix.need[gi]
-			if need == nil || seen[r.opData] {
+			if r.opName != "rx" || seen[r.opData] {
+				continue
+			}
+			need := patternBytes(r.opData)
+			if need == nil {
 				continue
 			}
 			seen[r.opData] = true
@@ -54,9 +57,9 @@ func TestBytesSoundOnRuleSet(t *testing.T) {
 func TestBytesRuleOut(t *testing.T) {
 	e := testEngine(t)
 	var need byteNeed
-	for gi, gr := range e.http.gate {
+	for _, gr := range e.http.gate {
 		if gr.r.id == 941170 {
-			need = e.http.ix.need[gi]
+			need = patternBytes(gr.r.opData)
 		}
 	}
 	if need == nil {

@@ -53,11 +53,8 @@ type gateIndex struct {
 	// volatile are the gate rules whose operator argument has macros: its
 	// answer depends on the transaction, not only on the string.
 	volatile bitset
-	// need[gi] is the bytes an @rx gate rule's matches need (bytes.go),
-	// checked before its pattern runs; nil for the others.
-	need   []byteNeed
-	sels   []gateSel
-	chains [][]int32 // chain id → its steps, indexes in steps
+	sels     []gateSel
+	chains   [][]int32 // chain id → its steps, indexes in steps
 	// steps are the distinct transformations of every chain, with the
 	// byte features without which each is the identity (trans.go).
 	steps    []plugintypes.Transformation
@@ -165,12 +162,6 @@ func (p *plan) buildGate(index *atomIndex) {
 				sel.chains[ci].always.set(gi)
 				sel.always.set(gi)
 			}
-		}
-		if r.opName == "rx" && !r.negated && !strings.Contains(r.opData, "%{") {
-			if ix.need == nil {
-				ix.need = make([]byteNeed, len(p.gate))
-			}
-			ix.need[gi] = patternBytes(r.opData)
 		}
 		if strings.Contains(r.opData, "%{") {
 			ix.volatile.set(gi)
@@ -802,11 +793,15 @@ func (g *gateEval) evaluate(ti int32, rules, always bitset) {
 	}
 }
 
+// need is the bytes the matches of gate rule gi need (bytes.go), or nil.
 func (g *gateEval) need(gi int) byteNeed {
-	if g.p.ix.need == nil {
+	gr := &g.p.gate[gi]
+	o, ok := gr.r.op.(lazyRX)
+	if !ok || !o.filter || gr.r.negated {
 		return nil
 	}
-	return g.p.ix.need[gi]
+	o.p.compile()
+	return o.p.need
 }
 
 // run evaluates a gate rule's operator on t; an @rx is not asked to look

@@ -65,6 +65,7 @@ type rxPattern struct {
 	bin   *binaryregexp.Regexp
 	err   error
 	atoms *atomFilter // nil: no atoms, or matched byte-wise
+	need  byteNeed    // the bytes a match needs (bytes.go); nil: none known
 
 	longOnce sync.Once
 	long     *re2.Regexp // for long ASCII values; nil: re is used
@@ -120,6 +121,7 @@ func (p *rxPattern) compile() {
 		if set, ok, deleted := patternAtoms(p.args); ok {
 			p.atoms = newAtomFilter(set, deleted)
 		}
+		p.need = patternBytes(p.args)
 	})
 }
 
@@ -139,6 +141,8 @@ func (o lazyRX) evaluate(tx plugintypes.TransactionState, value string, filter b
 		// deferred. Fail closed rather than let the rule never match.
 		return true
 	case filter && p.atoms != nil && !p.atoms.shows(value):
+		return false
+	case filter && p.need != nil && !p.need.admitsString(value):
 		return false
 	case p.bin != nil:
 		if !tx.Capturing() {
