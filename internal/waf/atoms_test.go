@@ -64,15 +64,16 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-// Every string any rule's pattern matches contains one of its atoms: for
-// each @rx of the rule set, random strings generated from the pattern
-// (with case folds, K U+212A and ſ U+017F included) that the compiled
-// pattern matches must show an atom to the gate's scan.
+// Every string any rule's pattern matches contains one of its atoms and
+// the bytes of one of its byte-need sets (bytes.go): for each @rx of the
+// rule set, random strings generated from the pattern (with case folds,
+// K U+212A and ſ U+017F included) that the compiled pattern matches must
+// show an atom to the gate's scan and be admitted by the need.
 func TestAtomsSoundOnRuleSet(t *testing.T) {
 	e := testEngine(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	seen := map[string]bool{}
-	checked, evasive := 0, 0
+	checked, evasive, needing := 0, 0, 0
 	for _, p := range []*plan{e.http, e.record} {
 		for _, gr := range p.gate {
 			r := gr.r
@@ -81,11 +82,15 @@ func TestAtomsSoundOnRuleSet(t *testing.T) {
 			}
 			seen[r.opData] = true
 			set, ok, deleted := bestAtoms(r.opData)
-			if !ok {
+			need := patternBytes(r.opData)
+			if !ok && need == nil {
 				continue
 			}
 			if deleted {
 				evasive++
+			}
+			if need != nil {
+				needing++
 			}
 			re := regexp.MustCompile("(?sm)" + r.opData)
 			ast, err := syntax.Parse(r.opData, syntax.Perl)
@@ -100,8 +105,11 @@ func TestAtomsSoundOnRuleSet(t *testing.T) {
 					continue
 				}
 				checked++
-				if !scanShows(s, set, deleted) {
+				if ok && !scanShows(s, set, deleted) {
 					t.Fatalf("rule %d: %q matches but contains none of the atoms %q (evasion characters deleted: %v)", r.id, s, set, deleted)
+				}
+				if need != nil && !need.admitsString(s) {
+					t.Fatalf("rule %d: %q matches but lacks every byte set of its need", r.id, s)
 				}
 			}
 		}
@@ -109,8 +117,8 @@ func TestAtomsSoundOnRuleSet(t *testing.T) {
 	if checked < 10000 {
 		t.Fatalf("only %d generated strings matched: the generator is broken", checked)
 	}
-	if evasive < 5 {
-		t.Fatalf("only %d patterns analysed with evasion characters deleted", evasive)
+	if evasive < 5 || needing < 50 {
+		t.Fatalf("only %d patterns analysed with evasion characters deleted, %d with a byte need", evasive, needing)
 	}
 }
 

@@ -58,7 +58,9 @@ func (o *libOp) run(tx plugintypes.TransactionState, value string) bool {
 var slowRuns sync.Map // plugintypes.TransactionState → *plan
 
 // slowRun registers tx as a slow run of p, with p's warm cache read-locked
-// until the returned func is called.
+// until the returned func is called. A batch's string cache holds the
+// same read lock meanwhile: read locks nest safely here because the
+// cache is only ever written with TryLock, so no writer waits between.
 func slowRun(tx plugintypes.TransactionState, p *plan) (end func()) {
 	if p.warm == nil {
 		return func() {}
