@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -165,7 +164,7 @@ func fromEnv(getenv func(string) string) (Config, error) {
 		WebhookFormat: strings.ToLower(strings.TrimSpace(getenv(envWebhookFormat))),
 		OTLPAddr:      strings.TrimSpace(getenv(envOTLPAddr)),
 		CodeDir:       strings.TrimSpace(getenv(envCodeDir)),
-		CodeSHA256:    strings.ToLower(strings.TrimSpace(getenv(envCodeSHA256))),
+		CodeSHA256:    strings.TrimSpace(getenv(envCodeSHA256)),
 		Handler:       strings.TrimSpace(getenv(envHandler)),
 		VulnFile:      strings.TrimSpace(getenv(envVulnFile)),
 	}
@@ -279,11 +278,10 @@ func (c Config) check() error {
 		return c.envErr
 	}
 	c = c.withDefaults()
-	ap, err := netip.ParseAddrPort(c.ReportAddr)
-	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+	if !report.Loopback(c.ReportAddr) {
 		return fmt.Errorf("extension: %s=%q: want a loopback address and port such as %s", envReportAddr, c.ReportAddr, report.DefaultAddr)
 	}
-	if c.OTLPAddr != "off" && !loopbackAddr(c.OTLPAddr) {
+	if c.OTLPAddr != "off" && !report.Loopback(c.OTLPAddr) {
 		return fmt.Errorf("extension: %s=%q: want off, or a loopback address and port such as %s", envOTLPAddr, c.OTLPAddr, otlp.DefaultReceiver)
 	}
 	if c.OTLPQueueBytes < minOTLPQueue {

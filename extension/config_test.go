@@ -38,7 +38,7 @@ func TestFromEnv(t *testing.T) {
 		envTaskRoot: "/task", envCodeSHA256: strings.Repeat("AB", 32), envVulnFile: "/opt/osv.json",
 		envSecretsAccepted: " LAMBDARASP_WEBHOOK_URL, ,DB_PASSWORD"}))
 	if c.TelemetryPort != -1 || c.ReportWait != -1 || c.WebhookFormat != "slack" || c.PolicyPoll != 30*time.Second || c.check() != nil ||
-		c.CodeDir != "/task" || c.CodeSHA256 != strings.Repeat("ab", 32) || c.VulnFile != "/opt/osv.json" ||
+		c.CodeDir != "/task" || c.withDefaults().CodeSHA256 != strings.Repeat("ab", 32) || c.VulnFile != "/opt/osv.json" ||
 		strings.Join(c.SecretsAccepted, "|") != "LAMBDARASP_WEBHOOK_URL|DB_PASSWORD" {
 		t.Errorf("explicit values: %+v, %v", c, c.check())
 	}
@@ -46,6 +46,7 @@ func TestFromEnv(t *testing.T) {
 		{envTelemetryPort, "70000"}, {envReportWait, "21ms"}, {envReportAddr, "10.0.0.1:7431"}, {envWebhook, "ftp://hooks.example.com/x?token=secret"},
 		{envWebhookFormat, "xml"}, {envPolicyURL, "file:///etc/policy.json"}, {envPolicyPoll, "10ms"},
 		{envCodeSHA256, "sha256:" + strings.Repeat("a", 64)}, {envCodeSHA256, strings.Repeat("a", 63)},
+		{envOTLPAddr, "10.0.0.1:4318"}, {envOTLPAddr, "127.0.0.1:0"}, {envOTLPAddr, "localhost:4318"}, {envReportAddr, "[::1]"},
 	} {
 		name, value := v[0], v[1]
 		err := FromEnv(env(map[string]string{name: value})).check()
@@ -55,5 +56,8 @@ func TestFromEnv(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("%s: the error repeats a secret: %v", name, err)
 		}
+	}
+	if err := FromEnv(env(map[string]string{envOTLPAddr: "[::1]:4318", envReportAddr: "[::ffff:127.0.0.1]:7431"})).check(); err != nil {
+		t.Errorf("IPv6 and IPv4-mapped loopback addresses: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package extension
 
 import (
 	"math"
-	"net"
 	"sort"
 	"strconv"
 	"time"
@@ -360,11 +359,4 @@ func alertLog(resource []byte, a Alert, now time.Time) []byte {
 	w.End(r)
 	w.EndEnvelope(env)
 	return w.B
-}
-
-// loopbackAddr checks that addr is a loopback address and port.
-func loopbackAddr(addr string) bool {
-	host, port, err := net.SplitHostPort(addr)
-	ip := net.ParseIP(host)
-	return err == nil && ip != nil && ip.IsLoopback() && port != "" && port != "0"
 }

@@ -3,7 +3,6 @@ package protect
 import (
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -420,8 +419,7 @@ const off = "off"
 // loopback checks that addr is a loopback IP and port: reports never
 // leave the execution environment.
 func loopback(addr, example string) error {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+	if !report.Loopback(addr) {
 		return fmt.Errorf("want off, or a loopback address and port such as %s", example)
 	}
 	return nil

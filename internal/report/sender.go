@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +14,15 @@ import (
 // LAMBDARASP_REPORT_ADDR says otherwise. The port avoids those other common
 // extensions take (2772, 2773, 4317, 4318, 8124, 9001).
 const DefaultAddr = "127.0.0.1:7431"
+
+// Loopback reports whether addr is a loopback IP (IPv4-mapped included)
+// and a port other than 0: what the wrapper and the extension accept for
+// the addresses they talk over, which never leave the execution
+// environment.
+func Loopback(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && ap.Addr().Unmap().IsLoopback() && ap.Port() != 0
+}
 
 // queueLen is how many reports may wait for the sender goroutine; more are
 // dropped. One invocation at a time sends one report, so the queue only
