@@ -76,9 +76,14 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
+// maxDirFiles bounds the files a directory argument may bring: past it,
+// the directory is refused rather than read into memory file by file.
+const maxDirFiles = 2000
+
 // auditFiles reads a PATH argument: a file, or a directory's *.yaml,
 // *.yml and *.json files below it (hidden directories such as .aws-sam
-// skipped), which may turn out to be neither templates nor AWS output.
+// and node_modules skipped; at most maxDirFiles), which may turn out to
+// be neither templates nor AWS output.
 func auditFiles(p string) ([]audit.File, error) {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -93,13 +98,16 @@ func auditFiles(p string) ([]audit.File, error) {
 		switch {
 		case err != nil:
 			return err
-		case d.IsDir() && path != p && strings.HasPrefix(d.Name(), "."):
+		case d.IsDir() && path != p && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules"):
 			return filepath.SkipDir
 		case d.IsDir():
 			return nil
 		}
 		switch strings.ToLower(filepath.Ext(path)) {
 		case ".yaml", ".yml", ".json":
+			if len(out) == maxDirFiles {
+				return fmt.Errorf("more than %d *.yaml, *.yml and *.json files: name the templates to audit instead of the directory", maxDirFiles)
+			}
 			b, err := readBounded(path)
 			if err != nil {
 				return err

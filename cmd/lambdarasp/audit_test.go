@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,8 @@ func TestAudit(t *testing.T) {
 	}
 	// A project whose build output (.aws-sam) holds a copy with a secret.
 	proj := t.TempDir()
-	for dst, src := range map[string]string{"template.yaml": "clean.yaml", ".aws-sam/build/template.yaml": "001-secret.yaml"} {
+	for dst, src := range map[string]string{"template.yaml": "clean.yaml", ".aws-sam/build/template.yaml": "001-secret.yaml",
+		"node_modules/x/template.yaml": "001-secret.yaml"} {
 		b, err := os.ReadFile(auditData + src)
 		if err != nil {
 			t.Fatal(err)
@@ -27,6 +29,12 @@ func TestAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(proj, dst), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	many := t.TempDir()
+	for i := range maxDirFiles + 1 {
+		if err := os.WriteFile(filepath.Join(many, fmt.Sprintf("%d.json", i)), []byte("{}"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +53,8 @@ func TestAudit(t *testing.T) {
 		{"medium under --fail-on critical", []string{"--fail-on", "critical", auditData + "004-wildcard-resource.yaml"}, 0, "LR-AUDIT-004", ""},
 		{"trusted account", []string{"--trusted-accounts", "444455556666, 111122223333", auditData + "008-unknown-account.yaml"}, 0, "no findings", ""},
 		{"directory", []string{auditData + "aws"}, 1, "LR-AUDIT-005", ""},
-		{"hidden directory skipped", []string{proj}, 0, "no findings in 1 file", ""},
+		{"hidden directory and node_modules skipped", []string{proj}, 0, "no findings in 1 file", ""},
+		{"too many files", []string{many}, 2, "", "more than 2000"},
 		{"missing", []string{auditData + "nope.yaml", auditData + "clean.yaml"}, 2, "in 1 file", "nope.yaml: no such file"},
 		{"malformed", []string{bad, auditData + "001-secret.yaml"}, 2, "LR-AUDIT-001", "bad.yaml: line 2: tag !Nope is not a CloudFormation intrinsic function"},
 		{"format", []string{"--format", "xml", auditData + "clean.yaml"}, 2, "", `--format "xml": want table, json or sarif`},

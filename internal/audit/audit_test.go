@@ -62,6 +62,7 @@ func TestFindings(t *testing.T) {
 		{[]string{"aws/getfunction-no-layer.json"}, "LR-AUDIT-013 orders-api"},
 		{[]string{"aws/policy-public-url.json"}, "LR-AUDIT-006 orders-api"},
 		{[]string{"aws/policy-any-principal.json"}, "LR-AUDIT-007 orders-api"},
+		{[]string{"aws/policy-any-principal-list.json"}, "LR-AUDIT-007 orders-api"},
 		{[]string{"aws/policy-unknown-account.json"}, "LR-AUDIT-008 orders-api"},
 	}
 	seen := map[string]bool{}

@@ -52,10 +52,17 @@ func (a *auditor) policyOutput(file string, root *node) error {
 		if st.get("Effect").text() != "Allow" {
 			continue
 		}
-		arn := st.get("Resource").text()
-		fn, ownAccount := arn, ""
-		if parts := strings.Split(arn, ":"); len(parts) >= 7 && parts[2] == "lambda" && parts[5] == "function" {
-			fn, ownAccount = parts[6], parts[4]
+		// Resource is one ARN or a list: the function is what they name
+		// (get-policy lists the function's own ARNs, qualified or not).
+		var fn, ownAccount string
+		for _, arn := range texts(st.get("Resource")) {
+			if parts := strings.Split(arn, ":"); len(parts) >= 7 && parts[2] == "lambda" && parts[5] == "function" {
+				fn, ownAccount = parts[6], parts[4]
+				break
+			}
+			if fn == "" {
+				fn = arn
+			}
 		}
 		at := fmt.Sprintf("Statement[%d]", i)
 		if sid := st.get("Sid").text(); sid != "" {
