@@ -505,10 +505,7 @@ func (g *gateEval) values(sel *gateSel, rv *ruleVar) {
 // value's index in the string cache; the body's arguments, when the gate
 // holds them (see args), are added to the collections that hold them in
 // Coraza. A key or key regex selects from the collection's entries (see
-// entries) as Coraza's case-insensitive collections select, by the
-// lowercased key; for a collection of names Coraza looks the key up
-// as written, so this selects a superset there, which can only add
-// candidates.
+// entries) as Coraza's collections select (see selects).
 func (g *gateEval) query(rv *ruleVar) fieldValues {
 	q := fieldQuery{rv.v, rv.keyStr, rv.keyRx}
 	if fv, ok := g.fields[q]; ok {
@@ -617,12 +614,19 @@ func (g *gateEval) keep(q fieldQuery, start int) fieldValues {
 }
 
 // selects reports whether the variable's key selects an entry whose
-// lowercased key is lower.
+// lowercased key is lower, as Coraza v3.8.1 selects: its collections
+// keep their keys lowercased and lowercase the key looked up, except a
+// collection of names, which looks it up as the rule wrote it (Coraza
+// lowercases a rule's key, but not for the ARGS variables), so that
+// ARGS_NAMES:Q selects nothing (and &ARGS_NAMES:Q is 0).
 func selects(rv *ruleVar, lower string) bool {
 	switch {
 	case rv.keyRx != nil:
 		return rv.keyRx.MatchString(lower)
 	case rv.keyStr != "":
+		if _, names := namesOf[rv.v]; names || rv.v == variables.ArgsNames {
+			return rv.keyStr == lower
+		}
 		return rv.keyLower == lower
 	}
 	return true

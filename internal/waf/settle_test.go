@@ -171,3 +171,26 @@ func TestPruneRemovesExactly(t *testing.T) {
 		}
 	}
 }
+
+// Coraza looks a key up in a collection of names as the rule holds it,
+// among the lowercased keys, and lowercases a rule's key except for the
+// ARGS variables: &REQUEST_HEADERS_NAMES:X-Foo counts the header (1001
+// does not match), &ARGS_NAMES:Q is 0 though the request has Q (1002
+// matches, in the query and in a JSON body the gate holds).
+func TestNamesKeyAsWritten(t *testing.T) {
+	s := rules.Settings{Paranoia: 1, Threshold: 5, MaxDepth: 64, MaxArgs: 10000, Extra: []string{
+		`SecRule &REQUEST_HEADERS_NAMES:X-Foo "@eq 0" "id:1001,phase:1,block,msg:'header',setvar:'tx.inbound_anomaly_score_pl1=+5'"`,
+		`SecRule &ARGS_NAMES:Q "@eq 0" "id:1002,phase:2,block,msg:'argument',setvar:'tx.inbound_anomaly_score_pl1=+5'"`,
+	}}
+	fast, ref := newEngines(t, s)
+	for _, req := range []source.Request{
+		{Method: "GET", URI: "/p?Q=1", Protocol: "HTTP/1.1", Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "X-Foo", "1")},
+		{Method: "POST", URI: "/p", Protocol: "HTTP/1.1", Headers: hdrs("Host", "a", "User-Agent", "curl/8.0", "Accept", "*/*", "X-Foo", "1", "Content-Type", "application/json"),
+			Body: []byte(`{"Q":1}`), JSON: true, Fields: []source.Field{{Name: "Q", Value: "1"}}},
+	} {
+		want, got := ref.Request(&req), fast.Request(&req)
+		if w, g := outcome(want), outcome(got); w != g || !got.Blocked {
+			t.Errorf("%s %s: fast path\n%s\nreference\n%s", req.Method, req.URI, g, w)
+		}
+	}
+}
