@@ -11,7 +11,10 @@ import (
 // A slow run takes libinjection's "no match" from the warm cache: with a
 // false answer planted there for one attack value, 942100 no longer
 // reports that value, while it still reports the query's (not planted),
-// with the capture Coraza makes for a match.
+// with the capture Coraza makes for a match. Only an answer the cache
+// has is taken: with the string kept but 942100 never run on it (and this
+// event's answers not learnt, as when another event holds the cache), the
+// value is reported.
 func TestSlowRunReusesAnswers(t *testing.T) {
 	const planted = "1' or '1'='1"
 	req := func() *source.Request {
@@ -55,5 +58,17 @@ func TestSlowRunReusesAnswers(t *testing.T) {
 	p.warm.strs[planted] = ws
 	if got := paths(e); !slices.Contains(got, "query.q") || slices.Contains(got, "body.y") {
 		t.Fatalf("with a planted answer, 942100 matched %v, want query.q only", got)
+	}
+
+	e, err = New(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = e.http
+	p.warm.strs[planted] = &warmStr{s: planted, feat: features(planted), bits: make([]uint64, p.ix.bitsLen())}
+	p.warm.mu.RLock() // another event's: this one's learn is dropped
+	defer p.warm.mu.RUnlock()
+	if got := paths(e); !slices.Contains(got, "body.y") {
+		t.Fatalf("with the string kept and no answer, 942100 matched %v, want body.y in it", got)
 	}
 }
