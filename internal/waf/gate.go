@@ -669,7 +669,7 @@ func (g *gateEval) setArgs(fields []source.Field) {
 // evaluated against every rule of the selection, most answers known from
 // those events, so that it can be marked all the same.
 func (g *gateEval) value(sel *gateSel, vi int32) {
-	if g.clean(vi).has(sel.id) {
+	if g.info[vi].bits >= 0 && g.clean(vi).has(sel.id) {
 		return
 	}
 	if sel.volatile {

@@ -274,11 +274,6 @@ func newProbe(rules []*compiledRule) (coraza.WAF, error) {
 // transaction whose cost would recur (see Engine.prober).
 type probeFunc func(gi int, cheap bool) (matched, known bool)
 
-// settled reports whether no candidate needs Coraza (see run).
-func (p *plan) settled(cand []int, probe probeFunc) bool {
-	return len(p.run(cand, probe)) == 0
-}
-
 // run returns the candidates a run of Coraza must have: cand without those
 // settled for this run, or nil when none remains (the result is then the
 // baseline). A candidate is left out when

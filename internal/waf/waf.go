@@ -440,8 +440,8 @@ func (b *Batch) Record(rec *source.Record) Result {
 	if p == nil {
 		return e.recordRun(rec, nil, nil)
 	}
-	if cand := b.gate(rec); len(cand) > 0 && !p.settled(cand, nil) {
-		return e.recordRun(rec, p, cand)
+	if run := p.run(b.gate(rec), nil); len(run) > 0 {
+		return e.recordRun(rec, p, run)
 	}
 	return p.baseline(rec.Violations)
 }

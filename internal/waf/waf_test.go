@@ -191,7 +191,7 @@ func TestCleanRequestSettled(t *testing.T) {
 	e := testEngine(t)
 	settled := func(r *source.Request) bool {
 		cand := e.requestGate(r)
-		return len(cand) == 0 || e.http.settled(cand, e.prober(r, cand))
+		return len(e.http.run(cand, e.prober(r, cand))) == 0
 	}
 	if c := requestCases[0]; !settled(&c.req) {
 		t.Errorf("clean request %q not settled: candidates %v", c.name, e.requestGate(&c.req))
