@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,16 +12,13 @@ import (
 	"github.com/lambdarasp/lambdarasp/internal/audit"
 )
 
+const auditUsage = "usage: lambdarasp audit [flags] PATH...\n\nPATH is a SAM or CloudFormation template (YAML or JSON), the JSON output of aws lambda\nget-function-configuration, get-function or get-policy, or a directory (its *.yaml, *.yml and\n*.json files, recursively, at most 2,000; hidden directories and node_modules skipped;\nfiles that are none of these are skipped).\nExit status: 0 no finding at or above --fail-on, 1 some, 2 usage error or unreadable input.\n\n"
+
 func auditCmd(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlags("audit", auditUsage, stderr)
 	format := fl.String("format", "table", "output: table, json or sarif")
 	failOn := fl.String("fail-on", "high", "exit 1 when a finding is at least this severe: low, medium, high or critical")
 	trusted := fl.String("trusted-accounts", "", "comma-separated AWS account ids that resource policies may let invoke, besides the function's own")
-	fl.Usage = func() {
-		fmt.Fprint(stderr, "usage: lambdarasp audit [flags] PATH...\n\nPATH is a SAM or CloudFormation template (YAML or JSON), the JSON output of aws lambda\nget-function-configuration, get-function or get-policy, or a directory (its *.yaml, *.yml and\n*.json files, recursively; files that are none of these are skipped).\nExit status: 0 no finding at or above --fail-on, 1 some, 2 usage error or unreadable input.\n\n")
-		fl.PrintDefaults()
-	}
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}

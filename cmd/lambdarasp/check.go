@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -38,18 +37,15 @@ type result struct {
 	Error          string `json:"error,omitempty"`
 }
 
+const checkUsage = "usage: lambdarasp check [flags] PATH...\n\nPATH is an event JSON file, a directory (every *.json inside, recursively) or - for stdin.\nExit status: 0 all allowed, 1 at least one blocked, 2 usage error or unreadable event.\nLAMBDARASP_* variables apply as they do in a function, and win over --paranoia and --threshold.\n\n"
+
 func check(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlags("check", checkUsage, stderr)
 	paranoia := fl.Int("paranoia", 1, "CRS paranoia level, 1 to 4")
 	threshold := fl.Int("threshold", 5, "inbound anomaly score that blocks")
 	format := fl.String("format", "json", "output: json (one object per event per line) or table")
 	var rules ruleFiles
 	fl.Var(&rules, "rules", "extra SecLang rule file (repeatable)")
-	fl.Usage = func() {
-		fmt.Fprint(stderr, "usage: lambdarasp check [flags] PATH...\n\nPATH is an event JSON file, a directory (every *.json inside, recursively) or - for stdin.\nExit status: 0 all allowed, 1 at least one blocked, 2 usage error or unreadable event.\nLAMBDARASP_* variables apply as they do in a function, and win over --paranoia and --threshold.\n\n")
-		fl.PrintDefaults()
-	}
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -9,22 +8,20 @@ import (
 	"github.com/lambdarasp/lambdarasp/internal/codedigest"
 )
 
-// digest prints the code digest of a deployment directory or zip: the
-// value of LAMBDARASP_CODE_SHA256 for a function deployed from it (see
-// internal/codedigest for the definition). Exit status 0, or 2 when the
-// argument is wrong or the tree has no digest.
-func digest(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("digest", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() {
-		fmt.Fprint(stderr, `usage: lambdarasp digest DIR|ZIP
+const digestUsage = `usage: lambdarasp digest DIR|ZIP
 
 Prints the SHA-256 digest of a function's code, as the lambdarasp extension
 computes it over /var/task at start: set it as LAMBDARASP_CODE_SHA256 on the
 function. DIR is the directory whose contents are deployed (the one holding
 bootstrap); ZIP is the deployment package.
-`)
-	}
+`
+
+// digest prints the code digest of a deployment directory or zip: the
+// value of LAMBDARASP_CODE_SHA256 for a function deployed from it (see
+// internal/codedigest for the definition). Exit status 0, or 2 when the
+// argument is wrong or the tree has no digest.
+func digest(args []string, stdout, stderr io.Writer) int {
+	fl := newFlags("digest", digestUsage, stderr)
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}

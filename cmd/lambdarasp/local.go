@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,21 +20,7 @@ const (
 	minMemory, maxMemory   = 128, 10240
 )
 
-// local runs a function binary and its extensions in an emulated Lambda
-// execution environment and serves Lambda's Invoke API for it until ctx
-// ends (SIGINT or SIGTERM), then shuts the environment down as Lambda spins
-// one down. The environment's log stream goes to stdout; local's own
-// messages to stderr.
-func local(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("local", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	function := fl.String("function", "", "the function's executable, a provided.al2023 bootstrap (required)")
-	extensions := fl.String("extensions", "", "directory whose executables run as external extensions, as /opt/extensions does")
-	timeout := fl.Duration("timeout", 3*time.Second, "function timeout, 1s to 15m")
-	memory := fl.Int("memory", 128, "memory size in MB, 128 to 10240: reported to the function and in REPORT, not enforced")
-	addr := fl.String("addr", "127.0.0.1:9000", "address to serve the Invoke API on")
-	fl.Usage = func() {
-		fmt.Fprint(stderr, `usage: lambdarasp local --function BIN [--extensions DIR] [--timeout 3s] [--memory 128] [--addr 127.0.0.1:9000]
+const localUsage = `usage: lambdarasp local --function BIN [--extensions DIR] [--timeout 3s] [--memory 128] [--addr 127.0.0.1:9000]
 
 Runs BIN and every executable in DIR as Lambda runs a function and its
 extensions (Runtime, Extensions and Telemetry APIs emulated), and serves
@@ -47,9 +32,20 @@ The log stream (function and extension output, START, END, REPORT) goes to
 stdout. The processes inherit this environment; Lambda's variables are set
 over it. SIGINT or SIGTERM shuts the environment down as Lambda does.
 
-`)
-		fl.PrintDefaults()
-	}
+`
+
+// local runs a function binary and its extensions in an emulated Lambda
+// execution environment and serves Lambda's Invoke API for it until ctx
+// ends (SIGINT or SIGTERM), then shuts the environment down as Lambda spins
+// one down. The environment's log stream goes to stdout; local's own
+// messages to stderr.
+func local(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := newFlags("local", localUsage, stderr)
+	function := fl.String("function", "", "the function's executable, a provided.al2023 bootstrap (required)")
+	extensions := fl.String("extensions", "", "directory whose executables run as external extensions, as /opt/extensions does")
+	timeout := fl.Duration("timeout", 3*time.Second, "function timeout, 1s to 15m")
+	memory := fl.Int("memory", 128, "memory size in MB, 128 to 10240: reported to the function and in REPORT, not enforced")
+	addr := fl.String("addr", "127.0.0.1:9000", "address to serve the Invoke API on")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
